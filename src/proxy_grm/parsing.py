@@ -1,0 +1,129 @@
+"""Parsers for model outputs: verdict, rubric, format.
+
+Each matches the authors' release (see the docstrings for the one deliberate
+deviation), and every consumer (reward, proxy, eval, data split) imports them
+from here so one output never scores differently in two places.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_NON_ALNUM_RE = re.compile(r"[^a-zA-Z0-9]")
+_GRM_FORMAT_RE = re.compile(r"^<rubric>.*?</rubric><eval>.*?</eval><answer>.*?</answer>$", re.DOTALL)
+_THINK_FORMAT_RE = re.compile(r"^<think>.*?</think><summary>.*?</summary><answer>.*?</answer>$", re.DOTALL)
+
+
+class Fallback(str, Enum):
+    """What to read when an output has no ``<answer>...</answer>``.
+
+    WHOLE_OUTPUT: the GRM reward's rule (the release's ``verify_math``): read the
+    whole output, which usually holds both digits and so parses to no verdict.
+    LAST_DIGIT: the release's proxy server and eval rule: the last "1" or "2"
+    anywhere in the output.
+    """
+
+    WHOLE_OUTPUT = "whole_output"
+    LAST_DIGIT = "last_digit"
+
+
+def answer_span(text: str) -> str | None:
+    """The stripped text inside the first ``<answer>...</answer>``, or None."""
+    match = _ANSWER_RE.search(text)
+    return match.group(1).strip() if match else None
+
+
+def _digit_verdict(text: str) -> int | None:
+    has_1, has_2 = "1" in text, "2" in text
+    if has_1 and not has_2:
+        return 1
+    if has_2 and not has_1:
+        return 2
+    return None
+
+
+def parse_verdict(text: str, fallback: Fallback = Fallback.WHOLE_OUTPUT) -> int | None:
+    """The verdict (1 or 2) of a GRM or proxy output, or None when it has none.
+
+    Inside the first ``<answer>`` tag (or, without one, per ``fallback``), only
+    letters and digits count; a span holding both "1" and "2" or neither is no
+    verdict. This is exactly the release's acceptance rule: its reward is +1 iff
+    the span contains the label's digit and not the other one.
+
+    >>> parse_verdict("<rubric>..</rubric><eval>..</eval><answer> 2 </answer>")
+    2
+    >>> parse_verdict("<answer>1 or 2</answer>") is None
+    True
+    >>> parse_verdict("I pick Response 2.", Fallback.LAST_DIGIT)
+    2
+    """
+    span = answer_span(text)
+    if span is not None:
+        return _digit_verdict(_NON_ALNUM_RE.sub("", span))
+    if fallback is Fallback.LAST_DIGIT:
+        digits = re.findall(r"[12]", text)
+        return int(digits[-1]) if digits else None
+    return _digit_verdict(_NON_ALNUM_RE.sub("", text.strip()))
+
+
+def parse_label(label: object) -> int | None:
+    """A ground-truth label (1, "1", "<answer>2</answer>", ...) as 1, 2 or None.
+
+    The release cleans the ground truth with the same rule as the output.
+    """
+    return parse_verdict(str(label))
+
+
+def accuracy_reward(solution: str, ground_truth: object) -> float:
+    """+1.0 when the output's verdict equals the label, else -1.0 (unparseable too)."""
+    verdict = parse_verdict(solution)
+    return 1.0 if verdict is not None and verdict == parse_label(ground_truth) else -1.0
+
+
+def extract_rubric(text: str) -> str | None:
+    """The rubric the proxy judges by: the output up to ``</rubric>``, without ``<justify>``.
+
+    As in the release: everything before the first ``</rubric>`` plus the closing
+    tag; when that holds ``<justify>``, the part before it plus ``</rubric>``.
+
+    Deliberate deviation: an output with no ``</rubric>`` returns None (the
+    caller gives proxy reward -1 without calling the proxy). The release sent the
+    whole output plus a closing tag to the proxy in that case, so the proxy could
+    be rewarded for judging a rubric-less text.
+
+    >>> extract_rubric("<rubric>A 60%, B 40%<justify>why</justify></rubric><eval>e</eval>")
+    '<rubric>A 60%, B 40%</rubric>'
+    >>> extract_rubric("<eval>no rubric</eval>") is None
+    True
+    """
+    if "</rubric>" not in text:
+        return None
+    rubric = text.split("</rubric>")[0] + "</rubric>"
+    if "<justify>" in rubric:
+        rubric = rubric.split("<justify>")[0] + "</rubric>"
+    return rubric
+
+
+def is_well_formatted(text: str) -> bool:
+    """The release's format check: newlines removed, the whole output must be
+    ``<rubric>..</rubric><eval>..</eval><answer>..</answer>`` or
+    ``<think>..</think><summary>..</summary><answer>..</answer>``, each tag once.
+
+    Anything between the blocks (a space included) fails, as in the release.
+    """
+    flat = text.replace("\n", "")
+    grm = (
+        _GRM_FORMAT_RE.match(flat) is not None
+        and flat.count("<rubric") == 1
+        and flat.count("<eval>") == 1
+        and flat.count("<answer>") == 1
+    )
+    think = (
+        _THINK_FORMAT_RE.match(flat) is not None
+        and flat.count("<think>") == 1
+        and flat.count("<summary>") == 1
+        and flat.count("<answer>") == 1
+    )
+    return grm or think
