@@ -1,0 +1,218 @@
+"""Batched greedy generation from chat messages, with one interface over three engines.
+
+Every backend takes a batch of chat conversations (as built by
+``proxy_grm.messages.chat_messages``) and returns one decoded completion per
+conversation, greedily, as the release decodes:
+
+- ``TransformersGenerator``: ``model.generate`` on a left-padded batch (CPU, debugging, eval);
+- ``VllmGenerator``: vLLM's offline ``LLM`` (the whole batch in one scheduled run);
+- ``AsyncVllmGenerator``: vLLM's async engine, for servers: each request is
+  submitted as it arrives and the engine batches them continuously.
+
+All three turn messages into model inputs with ``prepare_prompt`` (the processor's
+chat template plus ``qwen_vl_utils.process_vision_info``), and images are loaded
+by ``proxy_grm.images.load_image``, so the same conversation yields the same
+tokens and pixels everywhere. vLLM is imported lazily: this module also serves
+environments without it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from PIL import Image
+
+from proxy_grm.images import ImageLoadError, load_image, sample_video_frames
+
+Messages = list[dict[str, Any]]
+
+
+class Generator(Protocol):
+    """What every synchronous backend offers."""
+
+    def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        """One greedy completion per conversation, in order."""
+        ...
+
+
+@dataclass
+class PreparedPrompt:
+    """A conversation rendered for a model: chat text plus resized vision inputs."""
+
+    text: str
+    images: list[Image.Image] | None = None
+    videos: list[Any] | None = None
+    video_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+def _load_item(item: dict[str, Any], image_root: Path | None) -> dict[str, Any]:
+    """A content item with its image/video references replaced by loaded PIL images."""
+    if item.get("type") == "image" or "image" in item:
+        ref = item["image"]
+        return {**item, "image": ref if isinstance(ref, Image.Image) else load_image(ref, image_root)}
+    if item.get("type") == "video" or "video" in item:
+        frames = item["video"]
+        if isinstance(frames, (str, Path)):
+            if not Path(frames).is_dir():
+                raise ImageLoadError("video", f"expected a folder of frames or a list of frames, got {frames!r}")
+            frames = sample_video_frames(Path(frames))
+        loaded = [f if isinstance(f, Image.Image) else load_image(str(f), image_root, "video") for f in frames]
+        return {**item, "video": loaded}
+    return item
+
+
+def load_vision(messages: Messages, image_root: Path | None = None) -> Messages:
+    """A copy of ``messages`` whose image and video references are loaded images.
+
+    Loading happens here, through ``load_image``, rather than inside
+    ``qwen_vl_utils``, so one loader (with its root check and errors) serves all.
+    """
+    loaded: Messages = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            content = [_load_item(item, image_root) for item in content]
+        loaded.append({**message, "content": content})
+    return loaded
+
+
+def prepare_prompt(processor: Any, messages: Messages, image_root: Path | None = None) -> PreparedPrompt:
+    """Chat text (with the generation prompt) and resized images/videos for one conversation."""
+    from qwen_vl_utils import process_vision_info
+
+    messages = load_vision(messages, image_root)
+    text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    images, videos, video_kwargs = process_vision_info(messages, return_video_kwargs=True)
+    return PreparedPrompt(text=text, images=images, videos=videos, video_kwargs=video_kwargs if videos else {})
+
+
+def _vllm_input(prompt: PreparedPrompt) -> dict[str, Any]:
+    """A vLLM prompt dict for one prepared conversation."""
+    request: dict[str, Any] = {"prompt": prompt.text}
+    media: dict[str, Any] = {}
+    if prompt.images:
+        media["image"] = prompt.images
+    if prompt.videos:
+        media["video"] = prompt.videos
+        request["mm_processor_kwargs"] = prompt.video_kwargs
+    if media:
+        request["multi_modal_data"] = media
+    return request
+
+
+def _greedy_params(max_new_tokens: int) -> Any:
+    from vllm import SamplingParams
+
+    return SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+
+
+class TransformersGenerator:
+    """Hugging Face ``generate`` over a left-padded batch; greedy."""
+
+    def __init__(self, model_path: str | Path, device: str | None = None, dtype: str | None = None,
+                 image_root: Path | None = None):
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.image_root = image_root
+        self.processor = AutoProcessor.from_pretrained(str(model_path))
+        # Left padding keeps every prompt's last token at the end of the row, where generation starts.
+        self.processor.tokenizer.padding_side = "left"
+        self.model = AutoModelForImageTextToText.from_pretrained(str(model_path), dtype=dtype or "auto")
+        self.model.to(self.device).eval()
+
+    def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        import torch
+
+        if not batch:
+            return []
+        prompts = [prepare_prompt(self.processor, messages, self.image_root) for messages in batch]
+        images = list(itertools.chain.from_iterable(p.images or [] for p in prompts))
+        videos = list(itertools.chain.from_iterable(p.videos or [] for p in prompts))
+        extra: dict[str, Any] = {}
+        if videos:
+            extra["fps"] = list(itertools.chain.from_iterable(p.video_kwargs.get("fps", []) for p in prompts))
+        inputs = self.processor(
+            text=[p.text for p in prompts], images=images or None, videos=videos or None,
+            padding=True, return_tensors="pt", **extra,
+        ).to(self.device)
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+        completions = output[:, inputs["input_ids"].shape[1]:]
+        return self.processor.batch_decode(completions, skip_special_tokens=True)
+
+
+def _engine_kwargs(model_path: str | Path, tp: int, dtype: str, max_model_len: int | None,
+                   gpu_memory_utilization: float | None, extra: dict[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {"model": str(model_path), "tensor_parallel_size": tp, "dtype": dtype, **extra}
+    if max_model_len is not None:
+        kwargs["max_model_len"] = max_model_len
+    if gpu_memory_utilization is not None:
+        kwargs["gpu_memory_utilization"] = gpu_memory_utilization
+    return kwargs
+
+
+class VllmGenerator:
+    """vLLM's offline engine; the whole batch goes to the scheduler at once; greedy."""
+
+    def __init__(self, model_path: str | Path, tp: int = 1, dtype: str = "auto", max_model_len: int | None = None,
+                 gpu_memory_utilization: float | None = None, image_root: Path | None = None,
+                 **engine_kwargs: Any):
+        from transformers import AutoProcessor
+        from vllm import LLM
+
+        self.image_root = image_root
+        self.processor = AutoProcessor.from_pretrained(str(model_path))
+        self.llm = LLM(**_engine_kwargs(model_path, tp, dtype, max_model_len, gpu_memory_utilization, engine_kwargs))
+
+    def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        if not batch:
+            return []
+        inputs = [_vllm_input(prepare_prompt(self.processor, m, self.image_root)) for m in batch]
+        outputs = self.llm.generate(inputs, _greedy_params(max_new_tokens), use_tqdm=False)
+        return [output.outputs[0].text for output in outputs]
+
+
+class AsyncVllmGenerator:
+    """vLLM's async engine: requests are submitted as they come and batched continuously.
+
+    Must be created inside a running event loop (the engine starts its output
+    handler there), e.g. in a FastAPI lifespan.
+    """
+
+    def __init__(self, model_path: str | Path, tp: int = 1, dtype: str = "auto", max_model_len: int | None = None,
+                 gpu_memory_utilization: float | None = None, image_root: Path | None = None,
+                 **engine_kwargs: Any):
+        from transformers import AutoProcessor
+        from vllm import AsyncEngineArgs
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        self.image_root = image_root
+        self.processor = AutoProcessor.from_pretrained(str(model_path))
+        args = AsyncEngineArgs(**_engine_kwargs(model_path, tp, dtype, max_model_len, gpu_memory_utilization,
+                                                {"disable_log_stats": True, **engine_kwargs}))
+        self.engine = AsyncLLM.from_engine_args(args)
+
+    async def generate_one(self, messages: Messages, max_new_tokens: int) -> str:
+        """One greedy completion; image decoding runs in a thread so the event loop keeps serving."""
+        prompt = await asyncio.to_thread(prepare_prompt, self.processor, messages, self.image_root)
+        final = None
+        async for output in self.engine.generate(_vllm_input(prompt), _greedy_params(max_new_tokens),
+                                                 request_id=uuid.uuid4().hex):
+            final = output
+        if final is None:
+            raise RuntimeError("vLLM returned no output")
+        return final.outputs[0].text
+
+    async def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        """One greedy completion per conversation, all in flight at once."""
+        return list(await asyncio.gather(*(self.generate_one(m, max_new_tokens) for m in batch)))
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()
