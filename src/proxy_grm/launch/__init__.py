@@ -1,0 +1,1 @@
+"""Helpers the launch scripts call before any GPU work."""

@@ -1,0 +1,187 @@
+"""The RL launchers' overrides, read from their real ``DRY_RUN=1`` output and composed
+with verl's own trainer config (Hydra, strict), land where verl 0.9 reads them.
+
+Script and test cannot drift: the test never restates the overrides, it parses
+what the script would run. A misspelled key fails composition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, free_port
+from hydra.errors import ConfigCompositionException
+from omegaconf import DictConfig
+
+from proxy_grm.reward import RewardSettings, resolve_settings
+
+GRM_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_grm.sh"
+RL_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_rl.sh"
+REQUIRED = {"MODEL_PATH": "/models/proxy_grm_sft", "TRAIN_FILES": "/data/rl/train.parquet",
+            "VAL_FILES": "/data/rl/val.parquet"}
+PROXIES = "http://10.0.0.7:8000, http://10.0.0.8:8000"
+
+
+def run_script(script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in {*REQUIRED, "PROXY_URLS", "DRY_RUN"}}
+    return subprocess.run(["bash", str(script), *args], env={**clean, "PYTHON": sys.executable, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def dry_run_overrides(script: Path, env: dict[str, str], *args: str) -> list[str]:
+    """The Hydra overrides of the exact ``python -m verl.trainer.main_ppo`` command the script prints."""
+    result = run_script(script, {"DRY_RUN": "1", **env}, *args)
+    assert result.returncode == 0, result.stderr
+    argv = shlex.split(result.stdout)
+    assert argv[:3] == [sys.executable, "-m", "verl.trainer.main_ppo"], argv[:3]
+    return argv[3:]
+
+
+def compose(overrides: list[str]) -> DictConfig:
+    import verl
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    config_dir = Path(verl.__file__).parent / "trainer" / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return hydra_compose(config_name="ppo_trainer", overrides=overrides)
+
+
+def validate_like_main_ppo(config: DictConfig) -> None:
+    """What ``verl.trainer.main_ppo.main`` runs on the config before starting Ray."""
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+
+
+@pytest.fixture(scope="module")
+def grm_config() -> DictConfig:
+    return compose(dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES,
+                                                  "REWARD_MODE": "implicit_graded_correct"}))
+
+
+def test_grm_reward_function_path_name_kwargs(grm_config: DictConfig) -> None:
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    reward = grm_config.reward.custom_reward_function
+    assert reward.path == str(REPO_ROOT / "verl" / "proxy_grm_reward.py") and Path(reward.path).is_file()
+    assert reward.name == "compute_score"
+    assert dict(reward.reward_kwargs) == {
+        "proxy_url": ["http://10.0.0.7:8000", "http://10.0.0.8:8000"], "mode": "implicit_graded_correct",
+        "use_proxy": True, "use_format": True, "format_weight": 0.5}
+    # verl's own loader finds our async function and binds exactly these kwargs
+    bound = get_custom_reward_fn(grm_config)
+    raw_fn, kwargs = bound.args
+    assert raw_fn.__name__ == "compute_score" and asyncio.iscoroutinefunction(raw_fn)
+    settings = resolve_settings(kwargs, env={})
+    assert settings.proxy_endpoints == ("http://10.0.0.7:8000/get_reward_mllm", "http://10.0.0.8:8000/get_reward_mllm")
+    assert settings.mode.release_id == 7
+    # the release's top-level key is not set (verl 0.9's main_ppo would ignore it)
+    assert grm_config.custom_reward_function.path is None
+
+
+def test_grm_data_rollout_batch_and_kl_settings(grm_config: DictConfig) -> None:
+    data, actor = grm_config.data, grm_config.actor_rollout_ref.actor
+    rollout = grm_config.actor_rollout_ref.rollout
+    assert (data.train_files, data.val_files, data.image_key) == (
+        REQUIRED["TRAIN_FILES"], REQUIRED["VAL_FILES"], "images")
+    assert (data.train_batch_size, data.max_prompt_length, data.max_response_length) == (256, 4096, 8192)
+    assert grm_config.actor_rollout_ref.model.path == REQUIRED["MODEL_PATH"]
+    assert (rollout.name, rollout.n, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == (
+        "vllm", 8, 2, 0.6)
+    assert rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache is True
+    assert (actor.ppo_mini_batch_size, actor.ppo_micro_batch_size_per_gpu, actor.optim.lr) == (128, 8, 3e-7)
+    assert (actor.use_kl_loss, actor.kl_loss_coef, actor.kl_loss_type, actor.entropy_coeff) == (
+        True, 0.01, "low_var_kl", 0)
+    assert grm_config.algorithm.adv_estimator == "grpo" and grm_config.algorithm.use_kl_in_reward is False
+    assert grm_config.actor_rollout_ref.ref.fsdp_config.param_offload is True
+    assert (grm_config.trainer.n_gpus_per_node, grm_config.trainer.nnodes, grm_config.trainer.save_freq) == (8, 1, 5)
+    assert list(grm_config.trainer.logger) == ["console", "swanlab"]
+    validate_like_main_ppo(grm_config)
+
+
+def test_release_top_level_key_is_ignored_by_verl() -> None:
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = compose(["custom_reward_function.path=/release/grm_reward_with_instruct.py",
+                      "custom_reward_function.name=compute_score"])
+    assert config.reward.custom_reward_function.path is None
+    assert get_custom_reward_fn(config) is None, "verl would train with its default reward"
+
+
+def test_extra_overrides_pass_through_last_and_win() -> None:
+    env = {**REQUIRED, "PROXY_URLS": PROXIES}
+    extra = ["trainer.total_epochs=3", 'trainer.logger=["console"]',
+             "reward.custom_reward_function.reward_kwargs.mode=explicit_graded_strict",  # set by the script: no +
+             "+reward.custom_reward_function.reward_kwargs.timeout_s=300"]  # a new kwarg: +
+    overrides = dry_run_overrides(GRM_SCRIPT, env, *extra)
+    assert overrides[-4:] == extra
+    config = compose(overrides)
+    assert (config.trainer.total_epochs, list(config.trainer.logger)) == (3, ["console"])
+    kwargs = config.reward.custom_reward_function.reward_kwargs
+    assert (kwargs.mode, kwargs.timeout_s) == ("explicit_graded_strict", 300)
+
+
+def test_misspelled_override_fails_composition() -> None:
+    overrides = dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES}, "actor_rollout_ref.rollout.nn=4")
+    with pytest.raises(ConfigCompositionException, match="rollout.nn"):
+        compose(overrides)
+
+
+@pytest.mark.parametrize("script, needed", [(GRM_SCRIPT, [*REQUIRED, "PROXY_URLS"]), (RL_SCRIPT, list(REQUIRED))])
+def test_missing_variables_are_named(script: Path, needed: list[str]) -> None:
+    result = run_script(script, {"DRY_RUN": "1"})
+    assert result.returncode != 0 and result.stdout == ""
+    for name in needed:
+        assert f"set {name} (" in result.stderr
+
+
+def test_preflight_stops_before_training_when_a_proxy_is_down(tmp_path: Path) -> None:
+    from reward_stub_proxy import start_stub
+
+    server, live = start_stub(tmp_path)
+    dead = f"http://127.0.0.1:{free_port()}"
+    try:
+        result = run_script(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": f"{live},{dead}", "PROXY_WAIT_S": "0"})
+        healthy = subprocess.run([sys.executable, "-m", "proxy_grm.launch.preflight", live], capture_output=True,
+                                 text=True, timeout=60)
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    assert f"{dead}/health is not healthy" in result.stderr and live not in result.stderr
+    assert "verl.trainer.main_ppo" not in result.stderr + result.stdout
+    assert healthy.returncode == 0, healthy.stderr
+
+
+def test_proxy_rl_accuracy_only_reward_without_proxy() -> None:
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+
+    config = compose(dry_run_overrides(RL_SCRIPT, REQUIRED))
+    reward = config.reward.custom_reward_function
+    assert reward.path == str(REPO_ROOT / "verl" / "proxy_grm_reward.py") and reward.name == "compute_score"
+    assert dict(reward.reward_kwargs) == {"use_proxy": False, "use_format": False}
+    assert resolve_settings(reward.reward_kwargs, env={}) == RewardSettings(use_proxy=False, use_format=False)
+    assert (config.data.image_key, config.actor_rollout_ref.rollout.n, config.algorithm.adv_estimator) == (
+        "images", 8, "grpo")
+    assert config.actor_rollout_ref.actor.use_kl_loss is True
+    validate_like_main_ppo(config)
+
+    score = get_custom_reward_fn(config)
+    proxy_output = "<think>Response 2 follows the rubric.</think><answer>2</answer>"
+    right = asyncio.run(score(data_source="proxy_rl", solution_str=proxy_output, ground_truth="2", extra_info={}))
+    wrong = asyncio.run(score(data_source="proxy_rl", solution_str=proxy_output, ground_truth="1", extra_info={}))
+    assert (right["score"], wrong["score"], right["proxy_called"]) == (1.0, -1.0, 0.0)
+
+
+def test_reward_folder_never_shadows_installed_verl() -> None:
+    assert not (REPO_ROOT / "verl" / "__init__.py").exists()
+    found = subprocess.run([sys.executable, "-c", "import verl; print(verl.__file__)"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert found.returncode == 0 and "site-packages" in found.stdout, found.stdout + found.stderr
