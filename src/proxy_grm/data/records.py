@@ -1,0 +1,121 @@
+"""The internal pair record every loader produces, and the skip signal for rows that cannot become one.
+
+A loader is a pure converter: released row -> ``SourcePair`` (image still as bytes or a source path) or
+``SkipRow(reason)``. ``sources.py`` then writes the image once under the output folder and turns the
+``SourcePair`` into the ``PairRecord`` that every later stage reads from ``pairs.jsonl``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+class SkipRow(Exception):
+    """A released row that cannot become a pair; ``reason`` is the counter key (e.g. ``tie``)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SourcePair:
+    """A converted row whose image is still as released: raw bytes or a path relative to the source."""
+
+    id: str
+    source: str
+    image: bytes | str
+    question: str
+    chosen: str
+    rejected: str
+
+
+@dataclass(frozen=True)
+class PairRecord:
+    """One preference pair: ``image`` is a file under the output folder; ``chosen`` is the human-preferred one."""
+
+    id: str
+    source: str
+    image: str
+    question: str
+    chosen: str
+    rejected: str
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, line: str, where: str = "pairs") -> PairRecord:
+        try:
+            data = json.loads(line)
+            return cls(**{name: str(data[name]) for name in cls.__dataclass_fields__})
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"{where}: not a pair record ({type(error).__name__}: {error})") from None
+
+
+def content_id(*parts: str) -> str:
+    """A stable 16-hex id from text parts, for sources whose rows carry no id of their own."""
+    digest = hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
+    return digest[:16]
+
+
+def text_field(value: Any) -> str:
+    """A response/question as stripped text; ``{"from":..,"value":..}`` turns are unwrapped."""
+    if isinstance(value, dict):
+        value = value.get("value", value.get("content"))
+    if value is None:
+        return ""
+    return str(value).strip()
+
+
+def checked_pair(row_id: str, source: str, image: Any, question: str, chosen: str, rejected: str) -> SourcePair:
+    """Build a ``SourcePair`` after the checks every source shares; raise ``SkipRow`` on failure."""
+    if not question:
+        raise SkipRow("empty_question")
+    if not chosen or not rejected:
+        raise SkipRow("empty_response")
+    if chosen == rejected:
+        raise SkipRow("identical_responses")
+    return SourcePair(row_id, source, image_source(image), question, chosen, rejected)
+
+
+def image_source(value: Any) -> bytes | str:
+    """The image of a released row as bytes or a path; raise ``SkipRow("missing_image")`` when absent.
+
+    Accepts what the releases and ``datasets`` produce: raw bytes, a path string, an
+    Image-feature struct ``{"bytes", "path"}``, a one-element list of any of these, or a PIL image
+    (hub streaming with decoding on).
+    """
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    if isinstance(value, dict):
+        value = value.get("bytes") or value.get("path") or None
+    if isinstance(value, bytearray | memoryview):
+        value = bytes(value)
+    if hasattr(value, "save") and hasattr(value, "size"):
+        buffer = io.BytesIO()
+        value.save(buffer, format="PNG")
+        value = buffer.getvalue()
+    if isinstance(value, bytes) and value:
+        return value
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise SkipRow("missing_image")
+
+
+def is_swapped(pair_id: str, seed: int) -> bool:
+    """Whether the pair is shown rejected-first: a fixed coin per (seed, id), ~50/50 over ids.
+
+    A hash rather than a seeded RNG stream, so the order of a pair never depends on which other pairs
+    were processed before it (resumed and sharded runs agree).
+    """
+    return hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[0] & 1 == 1
+
+
+def shown_order(pair: PairRecord, swapped: bool) -> tuple[str, str, int]:
+    """(Response 1, Response 2, label): the label is the shown position (1 or 2) of the chosen response."""
+    return (pair.rejected, pair.chosen, 2) if swapped else (pair.chosen, pair.rejected, 1)

@@ -1,0 +1,357 @@
+"""Stage 1: read the four sources (hub id or local download), convert, filter, and write ``pairs.jsonl``.
+
+A source spec is a local file (``.parquet``, ``.jsonl``, ``.json``), a local folder holding such files
+(read in sorted order), a remote data file ``datasets`` can stream (``hf://datasets/...``), or a hub
+dataset id. Everything streams: parquet by record batch, JSONL by line, JSON arrays object by object,
+the hub with ``streaming=True``; memory does not grow with the source size.
+
+Images are written once under ``OUT/images/`` named by content hash, so rows sharing an image share one
+file and a rerun rewrites nothing. Relative image paths are looked up next to the data file, then at the
+source folder's root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from PIL import Image, UnidentifiedImageError
+
+from proxy_grm.data import llava_critic, mmif, rlaif_v, rlhf_v
+from proxy_grm.data.filters import FilterConfig, PairFilter, format_table
+from proxy_grm.data.records import PairRecord, SkipRow, SourcePair
+
+LOADERS: dict[str, ModuleType] = {m.SOURCE: m for m in (llava_critic, rlaif_v, rlhf_v, mmif)}
+DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
+PAIRS_FILE = "pairs.jsonl"
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    """A released row plus the folders its relative image paths may be relative to."""
+
+    row: dict[str, Any]
+    where: str
+    bases: tuple[Path, ...]
+
+
+def _iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[Any]:
+    """The elements of a top-level JSON array, decoded one at a time from fixed-size chunks."""
+    decoder = json.JSONDecoder()
+    with path.open(encoding="utf-8") as handle:
+        buffer, pos, started = "", 0, False
+        while True:
+            chunk = handle.read(chunk_chars)
+            buffer = buffer[pos:] + chunk
+            pos = 0
+            while True:
+                while pos < len(buffer) and buffer[pos] in " \t\r\n,":
+                    pos += 1
+                if not started and pos < len(buffer):
+                    if buffer[pos] != "[":
+                        raise ValueError(f"{path}: expected a JSON array or JSON lines")
+                    started, pos = True, pos + 1
+                    continue
+                if pos < len(buffer) and buffer[pos] == "]":
+                    return
+                try:
+                    item, end = decoder.raw_decode(buffer, pos)
+                except json.JSONDecodeError as error:
+                    if not chunk:
+                        raise ValueError(f"{path}: invalid JSON near char {error.pos}: {error.msg}") from None
+                    break
+                yield item
+                pos = end
+            if not chunk:
+                return
+
+
+def _is_json_lines(path: Path) -> bool:
+    with path.open(encoding="utf-8") as handle:
+        head = handle.read(4096).lstrip()
+    return not head.startswith("[")
+
+
+def iter_file_rows(path: Path, batch_rows: int = 256) -> Iterator[tuple[dict[str, Any], str]]:
+    """(row, "file:line/row") for every row of one local data file."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        index = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+            for row in batch.to_pylist():
+                yield row, f"{path}:row {index}"
+                index += 1
+    elif path.suffix == ".jsonl" or (path.suffix == ".json" and _is_json_lines(path)):
+        with path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line), f"{path}:{line_no}"
+                    except json.JSONDecodeError as error:
+                        raise ValueError(f"{path}:{line_no}: invalid JSON ({error.msg})") from None
+    elif path.suffix == ".json":
+        for index, row in enumerate(_iter_json_array(path)):
+            yield row, f"{path}:item {index}"
+    else:
+        raise ValueError(f"{path}: unsupported data file (want {', '.join(DATA_SUFFIXES)})")
+
+
+def _iter_hub_rows(spec: str, config: str | None, split: str) -> Iterator[tuple[dict[str, Any], str]]:
+    import datasets
+
+    builder = next((b for s, b in ((".parquet", "parquet"), (".jsonl", "json"), (".json", "json")) if spec.endswith(s)),
+                   None)
+    if builder:
+        stream = datasets.load_dataset(builder, data_files=spec, split=split, streaming=True)
+    else:
+        stream = datasets.load_dataset(spec, name=config, split=split, streaming=True)
+    for index, row in enumerate(stream.decode(False)):
+        yield row, f"{spec}:row {index}"
+
+
+def iter_source_rows(spec: str, config: str | None = None, split: str = "train") -> Iterator[SourceRow]:
+    """Every row of a source spec (local file, local folder, remote data file or hub id)."""
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in DATA_SUFFIXES and p.is_file())
+        if not files:
+            raise ValueError(f"{path}: no {', '.join(DATA_SUFFIXES)} files in this folder")
+        for file in files:
+            for row, where in iter_file_rows(file):
+                yield SourceRow(row, where, (file.parent, path))
+    elif path.is_file():
+        for row, where in iter_file_rows(path):
+            yield SourceRow(row, where, (path.parent,))
+    elif spec.startswith(("/", "./", "../", "~")):
+        raise ValueError(f"{spec}: no such file or folder")
+    else:
+        for row, where in _iter_hub_rows(spec, config, split):
+            yield SourceRow(row, where, ())
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    path: Path
+    digest: str
+    width: int
+    height: int
+
+
+class ImageStore:
+    """Writes each distinct image once, as ``root/<2 hex>/<digest>.<ext>`` (atomic rename)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @staticmethod
+    def read(image: bytes | str, bases: tuple[Path, ...]) -> bytes:
+        """The image's bytes; ``SkipRow("missing_image")`` when a path resolves to no file."""
+        if isinstance(image, bytes):
+            return image
+        ref = image[len("file://"):] if image.startswith("file://") else image
+        candidates = [Path(ref)] if os.path.isabs(ref) else [base / ref for base in bases]
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate.read_bytes()
+        raise SkipRow("missing_image")
+
+    def put(self, data: bytes) -> StoredImage:
+        """Store the bytes (unless already stored); ``SkipRow("quality:unreadable_image")`` if not an image."""
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, (width, height) = (image.format or "png").lower(), image.size
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+            raise SkipRow("quality:unreadable_image") from None
+        digest = hashlib.sha1(data).hexdigest()[:20]
+        path = self.root / digest[:2] / f"{digest}.{'jpg' if fmt == 'jpeg' else fmt}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.part")
+            partial.write_bytes(data)
+            partial.replace(path)
+        return StoredImage(path, digest, width, height)
+
+
+@dataclass
+class PrepareSummary:
+    """What stage 1 did: rows read, skipped by (reason, source), removed by (rule, source), kept."""
+
+    read: Counter[str] = field(default_factory=Counter)
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+    removed: Counter[tuple[str, str]] = field(default_factory=Counter)
+    kept: Counter[str] = field(default_factory=Counter)
+
+    def report(self) -> str:
+        kept = Counter({("kept", s): n for s, n in self.kept.items()})
+        read = Counter({("read", s): n for s, n in self.read.items()})
+        parts = [format_table(read + kept, "rows")]
+        if self.skipped:
+            parts.append(format_table(self.skipped, "skipped (cannot convert)"))
+        if self.removed:
+            parts.append(format_table(self.removed, "removed by filter"))
+        return "\n\n".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        def flat(counter: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+            out: dict[str, dict[str, int]] = {}
+            for (reason, source), n in sorted(counter.items()):
+                out.setdefault(reason, {})[source] = n
+            return out
+
+        return {"read": dict(self.read), "kept": dict(self.kept), "skipped": flat(self.skipped),
+                "removed": flat(self.removed)}
+
+
+def _round_robin(streams: dict[str, Iterator[SourceRow]]) -> Iterator[tuple[str, SourceRow]]:
+    """Interleave the sources row by row so a total cap samples all of them.
+
+    Sources removed from ``streams`` while iterating (limit reached) are not read again.
+    """
+    while streams:
+        for name in list(streams):
+            row = next(streams[name], None) if name in streams else None
+            if row is None:
+                streams.pop(name, None)
+            else:
+                yield name, row
+
+
+def convert_and_filter(
+    sources: dict[str, Iterator[SourceRow]],
+    store: ImageStore,
+    pair_filter: PairFilter,
+    summary: PrepareSummary,
+    limits: dict[str, int] | None = None,
+    max_pairs: int = 0,
+    on_row: Callable[[], None] | None = None,
+) -> Iterator[PairRecord]:
+    """Records that pass conversion and every filter; per-source ``limits`` and the total ``max_pairs``
+    stop reading early (0 = unlimited). Skips and removals are counted in ``summary``."""
+    limits = limits or {}
+    seen_ids: set[str] = set()
+    streams = dict(sources)
+    for name, item in _round_robin(streams):
+        if on_row:
+            on_row()
+        summary.read[name] += 1
+        try:
+            pair: SourcePair = LOADERS[name].convert(item.row)
+            if pair.id in seen_ids:
+                raise SkipRow("duplicate_id")
+            rule = pair_filter.text_rule(pair)
+            if rule is None:
+                stored = store.put(store.read(pair.image, item.bases))
+                rule = pair_filter.image_rule(stored.width, stored.height) or pair_filter.seen_rule(
+                    pair, stored.digest)
+        except SkipRow as skip:
+            # Filter rules are named "filter:rule" (an unreadable image is found while storing it).
+            target = summary.removed if ":" in skip.reason else summary.skipped
+            target[(skip.reason, name)] += 1
+            continue
+        if rule is not None:
+            summary.removed[(rule, name)] += 1
+            continue
+        seen_ids.add(pair.id)
+        summary.kept[name] += 1
+        yield PairRecord(pair.id, pair.source, str(stored.path), pair.question, pair.chosen, pair.rejected)
+        if limits.get(name) and summary.kept[name] >= limits[name]:
+            streams.pop(name, None)
+        if max_pairs and sum(summary.kept.values()) >= max_pairs:
+            return
+
+
+def prepare_pairs(
+    source_specs: dict[str, str],
+    out_dir: Path,
+    filter_config: FilterConfig | None = None,
+    limits: dict[str, int] | None = None,
+    max_pairs: int = 0,
+    hub_split: str = "train",
+    progress: bool = True,
+) -> PrepareSummary:
+    """Stage 1 end to end: write ``out_dir/pairs.jsonl`` (atomically) and ``pairs.summary.json``."""
+    unknown = set(source_specs) - set(LOADERS)
+    if unknown:
+        raise ValueError(f"unknown source(s) {sorted(unknown)}; known: {sorted(LOADERS)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    streams = {
+        name: iter_source_rows(spec, getattr(LOADERS[name], "HUB_CONFIG", None), hub_split)
+        for name, spec in source_specs.items()
+    }
+    summary = PrepareSummary()
+    store = ImageStore(out_dir.resolve() / "images")
+    partial = out_dir / f".{PAIRS_FILE}.part"
+    from tqdm import tqdm
+
+    bar = tqdm(desc="pairs", unit="row", disable=not progress, mininterval=1.0)
+    with partial.open("w", encoding="utf-8") as handle:
+        records = convert_and_filter(streams, store, PairFilter(filter_config or FilterConfig()), summary,
+                                     limits, max_pairs, on_row=bar.update)
+        for record in records:
+            handle.write(record.to_json() + "\n")
+    bar.close()
+    partial.replace(out_dir / PAIRS_FILE)
+    (out_dir / "pairs.summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    return summary
+
+
+def iter_pairs(path: Path) -> Iterator[PairRecord]:
+    """The records of a ``pairs.jsonl`` file, streamed."""
+    with path.open(encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if line.strip():
+                yield PairRecord.from_json(line, f"{path}:{line_no}")
+
+
+def _key_values(items: list[str], what: str, cast: Callable[[str], Any] = str) -> dict[str, Any]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise SystemExit(f"{what}: expected NAME=VALUE, got {item!r}")
+        out[key] = cast(value)
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = FilterConfig()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--source", action="append", default=[], metavar="NAME=SPEC", required=True,
+                        help=f"a source ({', '.join(LOADERS)}) and its hub id, file or folder; repeatable")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (pairs.jsonl, images/)")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=N",
+                        help="keep at most N pairs from a source; repeatable")
+    parser.add_argument("--max-pairs", type=int, default=0, help="keep at most this many pairs in all (0: all)")
+    parser.add_argument("--hub-split", default="train")
+    for name, value in asdict(defaults).items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--no-progress", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    specs = _key_values(args.source, "--source")
+    config = FilterConfig(**{name: getattr(args, name) for name in FilterConfig.__dataclass_fields__})
+    summary = prepare_pairs(specs, args.out, config, _key_values(args.limit, "--limit", int), args.max_pairs,
+                            args.hub_split, progress=not args.no_progress)
+    print(summary.report())
+    total = sum(summary.kept.values())
+    print(f"\nwrote {total} pairs to {args.out / PAIRS_FILE}")
+    if total == 0:
+        sys.exit("no pairs survived conversion and filtering; see the tables above")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Stage 3: split the distilled pairs into teacher-correct and hard, then write the four training sets.
+
+Each cache entry's verdict is parsed with ``proxy_grm.parsing.parse_verdict`` (the GRM reward's rule) and
+compared with the recorded label:
+
+- ``correct``: verdict == label, and the output has a rubric (``extract_rubric``) and an ``<eval>`` part
+  (and, by default, passes ``is_well_formatted``; GRM-SFT teaches the format, so it must be clean);
+- ``correct_malformed``: verdict == label but the parts above are missing: counted, used nowhere;
+- ``wrong`` and ``unparseable`` (no verdict): both are **hard** pairs, the GRM-RL pool. An unparseable
+  critique says the teacher could not settle the pair, which is what "hard" means here.
+
+From the shuffled (seeded) correct pool come Proxy-SFT, Proxy-RL and GRM-SFT, disjoint; when the pool is
+smaller than the three sizes together, each set gets its proportional share. GRM-RL takes up to its size
+from the shuffled hard pool. Every example keeps the response order the teacher saw (recorded in the
+cache), so the GRM-SFT target's "Response 1/2" references stay true and the labels stay ~50/50.
+
+Proxy-SFT target: ``<think>{the teacher's <eval> text}</think><answer>{label}</answer>``. The eval is the
+teacher's criterion-by-criterion comparison under its own rubric, ending in the right verdict, which is
+exactly the reasoning the proxy should learn to do from a rubric.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from proxy_grm.data.records import PairRecord
+from proxy_grm.data.writers import (
+    ImageMode,
+    SwiftJsonlWriter,
+    VerlParquetWriter,
+    grm_sft_row,
+    proxy_sft_row,
+    verl_row,
+)
+from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_verdict
+
+_EVAL_RE = re.compile(r"<eval>(.*?)</eval>", re.DOTALL)
+OUTPUT_FILES = {
+    "grm_sft": "grm_sft.jsonl",
+    "proxy_sft": "proxy_sft.jsonl",
+    "proxy_rl": "proxy_rl.parquet",
+    "grm_rl": "grm_rl.parquet",
+}
+CORRECT_SETS = ("proxy_sft", "proxy_rl", "grm_sft")
+
+
+def extract_eval(text: str) -> str | None:
+    """The stripped text inside the first ``<eval>...</eval>``, or None."""
+    match = _EVAL_RE.search(text)
+    return match.group(1).strip() if match and match.group(1).strip() else None
+
+
+def classify(output: str, label: int, require_format: bool = True) -> str:
+    """``correct`` | ``correct_malformed`` | ``wrong`` | ``unparseable`` for one teacher output."""
+    verdict = parse_verdict(output)
+    if verdict is None:
+        return "unparseable"
+    if verdict != label:
+        return "wrong"
+    usable = extract_rubric(output) is not None and extract_eval(output) is not None
+    if usable and (is_well_formatted(output) or not require_format):
+        return "correct"
+    return "correct_malformed"
+
+
+def allocate(pool: int, sizes: dict[str, int]) -> dict[str, int]:
+    """Sizes that fit the pool: as asked when they fit, else proportional shares (largest remainder)."""
+    wanted = sum(sizes.values())
+    if wanted <= pool:
+        return dict(sizes)
+    exact = {name: pool * size / wanted for name, size in sizes.items()}
+    shares = {name: int(value) for name, value in exact.items()}
+    by_remainder = sorted(sizes, key=lambda name: exact[name] - shares[name], reverse=True)
+    for name in by_remainder[: pool - sum(shares.values())]:
+        shares[name] += 1
+    return shares
+
+
+@dataclass
+class SplitSummary:
+    categories: Counter[str] = field(default_factory=Counter)
+    written: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, Counter[str]] = field(default_factory=dict)
+    not_distilled: int = 0
+
+    def report(self) -> str:
+        lines = ["teacher verdicts: " + ", ".join(f"{k} {v}" for k, v in sorted(self.categories.items())),
+                 "  (wrong + unparseable -> hard pool; correct_malformed -> unused)"]
+        if self.not_distilled:
+            lines.append(f"pairs with no teacher answer yet (not used): {self.not_distilled}")
+        for name, rows in self.written.items():
+            balance = self.labels.get(name, Counter())
+            lines.append(f"{name:<10} {rows:>7} rows  label 1: {balance['1']}  label 2: {balance['2']}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"categories": dict(self.categories), "written": self.written, "not_distilled": self.not_distilled,
+                "labels": {k: dict(v) for k, v in self.labels.items()}}
+
+
+def _offsets(path: Path, key: str = "id") -> dict[str, int]:
+    """Byte offset of the first line per id (duplicates after the first are ignored)."""
+    offsets: dict[str, int] = {}
+    with path.open("rb") as handle:
+        offset = 0
+        for line_no, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    offsets.setdefault(json.loads(line)[key], offset)
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    raise ValueError(f"{path}:{line_no}: no {key!r} in this line") from None
+            offset += len(line)
+    return offsets
+
+
+def _read_at(handle: Any, offset: int) -> dict[str, Any]:
+    handle.seek(offset)
+    return json.loads(handle.readline())
+
+
+def split_and_write(
+    pairs_path: Path,
+    cache_path: Path,
+    out_dir: Path,
+    sizes: dict[str, int],
+    seed: int = 0,
+    require_format: bool = True,
+    image_mode: ImageMode = "bytes",
+) -> SplitSummary:
+    """Classify every cached critique, allocate the sets, and write them under ``out_dir``."""
+    unknown = set(sizes) - set(OUTPUT_FILES)
+    if unknown:
+        raise ValueError(f"unknown set(s) {sorted(unknown)}; known: {sorted(OUTPUT_FILES)}")
+    pair_offsets = _offsets(pairs_path)
+    summary = SplitSummary()
+    pools: dict[str, list[tuple[str, int]]] = {"correct": [], "hard": []}
+    seen: set[str] = set()
+    with cache_path.open("rb") as handle:
+        offset = 0
+        for line in handle:
+            entry_offset, offset = offset, offset + len(line)
+            if not line.strip():
+                continue
+            entry = json.loads(line)
+            if entry["id"] in seen or entry["id"] not in pair_offsets:
+                summary.categories["duplicate_in_cache" if entry["id"] in seen else "not_in_pairs"] += 1
+                continue
+            seen.add(entry["id"])
+            category = classify(entry["output"], int(entry["label"]), require_format)
+            summary.categories[category] += 1
+            if category in ("wrong", "unparseable"):
+                pools["hard"].append((entry["id"], entry_offset))
+            elif category == "correct":
+                pools["correct"].append((entry["id"], entry_offset))
+    summary.not_distilled = len(set(pair_offsets) - seen)
+
+    rng = random.Random(seed)
+    for pool in pools.values():
+        pool.sort()
+        rng.shuffle(pool)
+    shares = allocate(len(pools["correct"]), {name: sizes.get(name, 0) for name in CORRECT_SETS})
+    chosen: dict[str, list[tuple[str, int]]] = {}
+    start = 0
+    for name in CORRECT_SETS:
+        chosen[name] = pools["correct"][start: start + shares[name]]
+        start += shares[name]
+    chosen["grm_rl"] = pools["hard"][: sizes.get("grm_rl", 0)]
+
+    with pairs_path.open("rb") as pairs, cache_path.open("rb") as cache:
+        for name in OUTPUT_FILES:
+            path = out_dir / OUTPUT_FILES[name]
+            writer = SwiftJsonlWriter(path) if path.suffix == ".jsonl" else VerlParquetWriter(path, image_mode)
+            labels: Counter[str] = Counter()
+            with writer:
+                for index, (pair_id, entry_offset) in enumerate(chosen[name]):
+                    entry = _read_at(cache, entry_offset)
+                    pair = PairRecord(**_read_at(pairs, pair_offsets[pair_id]))
+                    swapped, output = bool(entry["swapped"]), entry["output"]
+                    if name == "grm_sft":
+                        row = grm_sft_row(pair, swapped, output)
+                    elif name == "proxy_sft":
+                        row = proxy_sft_row(pair, swapped, extract_rubric(output) or "", extract_eval(output) or "")
+                    else:
+                        rubric = extract_rubric(output) if name == "proxy_rl" else None
+                        row = verl_row(pair, swapped, index, name, rubric)
+                    writer.write(row)
+                    labels[str(entry["label"])] += 1
+            summary.written[name] = writer.rows
+            summary.labels[name] = labels
+    (out_dir / "split.summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    return summary
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the four training sets")
+    parser.add_argument("--grm-sft-size", type=int, default=10_000)
+    parser.add_argument("--proxy-sft-size", type=int, default=5_000)
+    parser.add_argument("--proxy-rl-size", type=int, default=10_000)
+    parser.add_argument("--grm-rl-size", type=int, default=35_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--allow-unformatted", action="store_true",
+                        help="accept correct critiques that fail the strict format check")
+    parser.add_argument("--verl-images", choices=("bytes", "path"), default="bytes",
+                        help="embed image bytes in the parquet (self-contained) or store paths")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    for path in (args.pairs, args.cache):
+        if not path.is_file():
+            raise SystemExit(f"{path}: no such file (run the earlier stages first)")
+    sizes = {"grm_sft": args.grm_sft_size, "proxy_sft": args.proxy_sft_size, "proxy_rl": args.proxy_rl_size,
+             "grm_rl": args.grm_rl_size}
+    if min(sizes.values()) < 0:
+        raise SystemExit("set sizes must be >= 0")
+    summary = split_and_write(args.pairs, args.cache, args.out, sizes, args.seed, not args.allow_unformatted,
+                              args.verl_images)
+    print(summary.report())
+    if not any(summary.written.values()):
+        sys.exit("every training set is empty; see the verdict counts above")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""The four training-set formats, written in one place.
+
+ms-swift (GRM-SFT, Proxy-SFT): JSONL rows ``{"messages": [user with <image>, assistant], "images": [path]}``
+built by ``proxy_grm.messages.swift_row``; image paths are absolute (ms-swift reads them as given).
+
+verl (GRM-RL, Proxy-RL): parquet with ``data_source``, ``prompt`` (``proxy_grm.messages.verl_prompt``),
+``images`` (``[{"bytes": ...}]`` by default, self-contained; or ``[path]``), ``ability``,
+``reward_model`` ``{"style": "rule", "ground_truth": "1"|"2"}`` and ``extra_info``. ``extra_info`` keeps the
+names the reward function forwards to the proxy: ``question``, ``chosen`` (= Response 1 as shown),
+``rejected`` (= Response 2 as shown), ``image`` (path), ``answer`` ("1"/"2"); plus ``id``, ``source``,
+``swapped``, ``index`` (verl reads it), ``split`` and ``rubric`` (the teacher's, Proxy-RL only; "" in GRM-RL).
+
+Both writers write to a hidden partial file and rename it on success, so a crash never leaves a
+truncated training set under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from proxy_grm.data.records import PairRecord, shown_order
+from proxy_grm.messages import swift_row, verl_prompt
+from proxy_grm.prompts import grm_prompt, proxy_prompt
+
+GRM_DATA_SOURCE = "proxy_grm/grm"
+PROXY_DATA_SOURCE = "proxy_grm/proxy"
+ABILITY = "preference"
+ImageMode = Literal["bytes", "path"]
+
+
+def _verl_schema() -> Any:
+    import pyarrow as pa
+
+    text = pa.string()
+    return pa.schema([
+        ("data_source", text),
+        ("prompt", pa.list_(pa.struct([("role", text), ("content", text)]))),
+        ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
+        ("ability", text),
+        ("reward_model", pa.struct([("style", text), ("ground_truth", text)])),
+        ("extra_info", pa.struct([
+            ("id", text), ("source", text), ("split", text), ("index", pa.int64()), ("swapped", pa.bool_()),
+            ("question", text), ("chosen", text), ("rejected", text), ("image", text), ("answer", text),
+            ("rubric", text),
+        ])),
+    ])
+
+
+class _AtomicFile:
+    def __init__(self, path: Path):
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.part")
+        self.rows = 0
+
+    def __enter__(self) -> _AtomicFile:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._open()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self._close()
+        if kind is None:
+            self.partial.replace(self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> None:
+        raise NotImplementedError
+
+
+class SwiftJsonlWriter(_AtomicFile):
+    """ms-swift multimodal JSONL, one row per line."""
+
+    def _open(self) -> None:
+        self._handle = self.partial.open("w", encoding="utf-8")
+
+    def _close(self) -> None:
+        self._handle.close()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.rows += 1
+
+
+class VerlParquetWriter(_AtomicFile):
+    """verl RL parquet with a fixed schema, written in row groups of ``group_rows`` (bounded memory)."""
+
+    def __init__(self, path: Path, image_mode: ImageMode = "bytes", group_rows: int = 256):
+        super().__init__(path)
+        self.image_mode, self.group_rows = image_mode, group_rows
+        self._batch: list[dict[str, Any]] = []
+
+    def _open(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        schema = _verl_schema()
+        if self.image_mode == "path":
+            schema = schema.set(schema.get_field_index("images"), pa.field("images", pa.list_(pa.string())))
+        self._schema = schema
+        self._writer = pq.ParquetWriter(self.partial, schema)
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self._batch:
+            self._writer.write_table(pa.Table.from_pylist(self._batch, schema=self._schema))
+            self._batch = []
+
+    def _close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+    def write(self, row: dict[str, Any]) -> None:
+        image = row["extra_info"]["image"]
+        row["images"] = [{"bytes": Path(image).read_bytes()}] if self.image_mode == "bytes" else [image]
+        self._batch.append(row)
+        self.rows += 1
+        if len(self._batch) >= self.group_rows:
+            self._flush()
+
+
+def proxy_target(eval_text: str, label: int) -> str:
+    """The Proxy-SFT assistant turn: the teacher's ``<eval>`` comparison as the reasoning, then the label."""
+    return f"<think>{eval_text}</think><answer>{label}</answer>"
+
+
+def grm_sft_row(pair: PairRecord, swapped: bool, teacher_output: str) -> dict[str, Any]:
+    response_1, response_2, _ = shown_order(pair, swapped)
+    return swift_row(grm_prompt(pair.question, response_1, response_2), pair.image, teacher_output.strip())
+
+
+def proxy_sft_row(pair: PairRecord, swapped: bool, rubric: str, eval_text: str) -> dict[str, Any]:
+    response_1, response_2, label = shown_order(pair, swapped)
+    return swift_row(proxy_prompt(pair.question, response_1, response_2, rubric), pair.image,
+                     proxy_target(eval_text, label))
+
+
+def verl_row(pair: PairRecord, swapped: bool, index: int, split: str, rubric: str | None = None,
+             ) -> dict[str, Any]:
+    """A GRM-RL row (``rubric`` None: the GRM prompt) or a Proxy-RL row (the proxy prompt with ``rubric``)."""
+    response_1, response_2, label = shown_order(pair, swapped)
+    if rubric is None:
+        text, data_source = grm_prompt(pair.question, response_1, response_2), GRM_DATA_SOURCE
+    else:
+        text, data_source = proxy_prompt(pair.question, response_1, response_2, rubric), PROXY_DATA_SOURCE
+    return {
+        "data_source": data_source,
+        "prompt": verl_prompt(text),
+        "ability": ABILITY,
+        "reward_model": {"style": "rule", "ground_truth": str(label)},
+        "extra_info": {
+            "id": pair.id, "source": pair.source, "split": split, "index": index, "swapped": swapped,
+            "question": pair.question, "chosen": response_1, "rejected": response_2, "image": pair.image,
+            "answer": str(label), "rubric": rubric or "",
+        },
+    }
