@@ -1,0 +1,78 @@
+"""Local server processes (proxy, teacher, vLLM) for the demo and the tests.
+
+A server is started as a real subprocess and waited on until its health URL
+answers; its output goes to a log file whose tail is shown when it fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def vllm_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for processes running the vLLM CPU engine.
+
+    VLLM_HOST_IP keeps its internal queues on loopback; 1 GiB of KV cache is
+    plenty for tiny models; one OpenMP thread avoids oversubscribing 2 cores.
+    """
+    env = dict(os.environ if base is None else base)
+    env.update(VLLM_HOST_IP="127.0.0.1", VLLM_CPU_KVCACHE_SPACE="1", OMP_NUM_THREADS="1")
+    return env
+
+
+class ServerProcess:
+    """A server subprocess, healthy once its ``health_url`` answers 200."""
+
+    def __init__(self, argv: list[str], health_url: str, log_path: Path, env: dict[str, str] | None = None):
+        self.argv, self.health_url, self.log_path = argv, health_url, log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env or dict(os.environ))
+
+    def wait_healthy(self, timeout_s: float = 240.0, headers: dict[str, str] | None = None) -> "ServerProcess":
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode} (log {self.log_path}):\n{self.log_tail()}")
+            try:
+                if httpx.get(self.health_url, timeout=2.0, headers=headers).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise TimeoutError(f"{self.health_url} not healthy after {timeout_s:.0f}s (log {self.log_path}):\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        self._log.flush()
+        return self.log_path.read_bytes()[-chars:].decode(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
