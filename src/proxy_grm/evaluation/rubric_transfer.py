@@ -1,0 +1,204 @@
+"""Rubric transfer: does the GRM's rubric help a second evaluator judge the same pair?
+
+From a GRM answers file, each rubric (``extract_rubric``: the critique up to
+``</rubric>``, without ``<justify>``) is handed to another evaluator together
+with the pair, in the order the GRM saw it. The evaluator judges every pair
+twice: with the GRM's rubric and with ``NEUTRAL_RUBRIC``. The accuracy gap is the
+paper's transfer claim, measured.
+
+Why a neutral rubric rather than an empty one: the proxy prompt has an
+"Evaluation Rubric" slot and the proxy service refuses a blank rubric, so the
+baseline fills the slot with generic criteria that carry no pair-specific
+information.
+
+Two evaluators: our proxy service (``POST /get_reward_mllm_batch``) or any
+OpenAI-compatible chat endpoint (``/v1/chat/completions``; the prompt is
+``proxy_prompt`` and the verdict is read as the proxy service reads it). Calls
+are retried a bounded number of times, then fail with the URL and the cause:
+an unreachable evaluator never turns into a score.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from proxy_grm.evaluation.answers import iter_jsonl, label_of, require
+from proxy_grm.images import image_to_data_uri, load_image
+from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict
+from proxy_grm.prompts import proxy_prompt
+
+NEUTRAL_RUBRIC = ("<rubric>\nCorrectness with respect to the image (50%), helpfulness and completeness (30%), "
+                  "clarity (20%).\n</rubric>")
+
+
+@dataclass(frozen=True)
+class TransferItem:
+    """One pair, as the GRM saw it, with the GRM's rubric."""
+
+    row_index: int
+    question: str
+    response_1: str
+    response_2: str
+    image: str
+    answer: int
+    rubric: str
+
+
+@dataclass
+class TransferInputs:
+    items: list[TransferItem]
+    no_rubric: int
+    video_rows: int
+
+
+def transfer_items(answers_file: Path, limit: int | None = None) -> TransferInputs:
+    """Items with a rubric; rows without one, and video rows (the evaluators take one image), are counted."""
+    items: list[TransferItem] = []
+    no_rubric = video_rows = 0
+    for position, (lineno, row) in enumerate(iter_jsonl(answers_file)):
+        where = f"{answers_file}:{lineno}"
+        if not row.get("image"):
+            video_rows += 1
+            continue
+        rubric = extract_rubric(str(require(row, "critic", where)))
+        if rubric is None:
+            no_rubric += 1
+            continue
+        answer = label_of(row, where)
+        chosen, rejected = str(require(row, "chosen", where)), str(require(row, "rejected", where))
+        first, second = (rejected, chosen) if answer == 2 else (chosen, rejected)
+        items.append(TransferItem(row.get("row_index", position), str(require(row, "prompt", where)), first,
+                                  second, str(row["image"]), answer, rubric))
+        if limit is not None and len(items) >= limit:
+            break
+    return TransferInputs(items, no_rubric, video_rows)
+
+
+class Evaluator(Protocol):
+    def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
+        """One verdict (1, 2 or None) per item, judged with the matching rubric."""
+        ...
+
+
+class EvaluatorError(RuntimeError):
+    """The evaluator could not be reached or answered nonsense; the message names the URL."""
+
+
+def _post(client: httpx.Client, url: str, body: dict[str, Any], retries: int) -> dict[str, Any]:
+    """POST with bounded retries on connection errors and 5xx; anything else raises at once."""
+    for attempt in range(retries + 1):
+        try:
+            response = client.post(url, json=body)
+        except httpx.TransportError as error:
+            cause = f"{type(error).__name__}: {error}"
+        else:
+            if response.status_code < 500:
+                if response.status_code >= 400:
+                    raise EvaluatorError(f"{url}: HTTP {response.status_code}: {response.text[:500]}")
+                return response.json()
+            cause = f"HTTP {response.status_code}: {response.text[:200]}"
+        if attempt < retries:
+            time.sleep(min(2.0 ** attempt, 10.0))
+    raise EvaluatorError(f"{url}: failed after {retries + 1} attempts ({cause})")
+
+
+class ProxyEvaluator:
+    """Our proxy service's batch endpoint."""
+
+    def __init__(self, url: str, api_key: str | None = None, batch_size: int = 32, timeout_s: float = 600.0,
+                 retries: int = 3, inline_images: bool = False):
+        self.url = url.rstrip("/") + "/get_reward_mllm_batch"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(timeout=timeout_s, headers=headers)
+        self.batch_size, self.retries, self.inline_images = batch_size, retries, inline_images
+
+    def _image(self, ref: str) -> str:
+        return image_to_data_uri(load_image(ref)) if self.inline_images else ref
+
+    def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
+        verdicts: list[int | None] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = list(zip(items[start:start + self.batch_size], rubrics[start:start + self.batch_size]))
+            body = {"items": [{"question": i.question, "chosen": i.response_1, "rejected": i.response_2,
+                               "image": self._image(i.image), "answer": str(i.answer), "rubric": r}
+                              for i, r in chunk]}
+            results = _post(self.client, self.url, body, self.retries).get("results")
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {results!r:.200}")
+            verdicts += [r.get("verdict") if r.get("verdict") in (1, 2) else None for r in results]
+        return verdicts
+
+
+class OpenAIEvaluator:
+    """Any OpenAI-compatible chat endpoint (vLLM, SGLang, a hosted API), judged with ``proxy_prompt``."""
+
+    def __init__(self, url: str, model: str, api_key: str | None = None, max_tokens: int = 1024,
+                 concurrency: int = 8, timeout_s: float = 600.0, retries: int = 3):
+        self.url = url.rstrip("/") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.client = httpx.Client(timeout=timeout_s, headers=headers)
+        self.model, self.max_tokens, self.concurrency, self.retries = model, max_tokens, concurrency, retries
+
+    def _judge_one(self, item: TransferItem, rubric: str) -> int | None:
+        text = proxy_prompt(item.question, item.response_1, item.response_2, rubric)
+        content = [{"type": "image_url", "image_url": {"url": image_to_data_uri(load_image(item.image))}},
+                   {"type": "text", "text": text}]
+        body = {"model": self.model, "messages": [{"role": "user", "content": content}],
+                "max_tokens": self.max_tokens, "temperature": 0.0}
+        reply = _post(self.client, self.url, body, self.retries)
+        try:
+            completion = reply["choices"][0]["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise EvaluatorError(f"{self.url}: unexpected reply {json.dumps(reply)[:200]}") from None
+        # Read as the proxy service reads its own critiques, so both evaluators are comparable.
+        return parse_verdict(completion, Fallback.LAST_DIGIT)
+
+    def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
+        with ThreadPoolExecutor(self.concurrency) as pool:
+            return list(pool.map(self._judge_one, items, rubrics))
+
+
+def _accuracy(verdicts: list[int | None], items: list[TransferItem]) -> dict[str, Any]:
+    correct = sum(v == i.answer for v, i in zip(verdicts, items))
+    return {"accuracy": correct / len(items) if items else None, "correct": correct,
+            "unparsed": sum(v is None for v in verdicts)}
+
+
+def run_transfer(inputs: TransferInputs, evaluator: Evaluator,
+                 progress: Callable[[str], None] = print) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Judge every item with and without its rubric; returns the summary and per-item rows.
+
+    Unparseable evaluator verdicts count as wrong in both conditions.
+    """
+    items = inputs.items
+    progress(f"judging {len(items)} pairs with the GRM's rubrics")
+    with_rubric = evaluator.judge(items, [i.rubric for i in items])
+    progress(f"judging {len(items)} pairs with the neutral rubric")
+    without_rubric = evaluator.judge(items, [NEUTRAL_RUBRIC] * len(items))
+    summary = {
+        "pairs": len(items), "skipped_no_rubric": inputs.no_rubric, "skipped_video": inputs.video_rows,
+        "with_rubric": _accuracy(with_rubric, items), "without_rubric": _accuracy(without_rubric, items),
+        "neutral_rubric": NEUTRAL_RUBRIC, "unparsed_policy": "wrong",
+    }
+    if items:
+        summary["gain"] = summary["with_rubric"]["accuracy"] - summary["without_rubric"]["accuracy"]
+    rows = [{**asdict(item), "verdict_with_rubric": a, "verdict_without_rubric": b}
+            for item, a, b in zip(items, with_rubric, without_rubric)]
+    return summary, rows
+
+
+def write_outputs(answers_file: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """``<stem>_rubric_transfer.json`` (summary) and ``.jsonl`` (per pair) next to the answers file."""
+    stem = answers_file.with_name(answers_file.stem + "_rubric_transfer")
+    summary_path, rows_path = stem.with_suffix(".json"), stem.with_suffix(".jsonl")
+    summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    rows_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return summary_path, rows_path

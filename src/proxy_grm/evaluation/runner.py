@@ -1,0 +1,200 @@
+"""The one generation runner: pairs in, GRM verdicts out, resumable.
+
+Each answers row is the question row plus ``row_index`` and ``row_key`` (a hash
+of the question row): benchmark ids are not unique (VL-RewardBench repeats some,
+MM-RLHF-RewardBench has several pairs per id), so progress is keyed by row.
+A rerun skips rows already written, checks that they belong to this question
+file, and appends the rest; the answers file is never deleted or rewritten
+(only a half-written last line left by a kill is cut off).
+
+The order swap is seeded per row (``--seed`` and the row index), so a resumed
+run shows every pair in the same order as an uninterrupted one.
+
+Verdicts are parsed with ``parse_verdict(..., Fallback.WHOLE_OUTPUT)`` for all
+three benchmarks: the rule the GRM was trained under. An output without an
+``<answer>`` tag is then unparsed (unless it names only one of the digits),
+and the scorer's explicit ``--unparsed`` policy decides what it counts as,
+instead of the last "1"/"2" in a truncated critique (often "Chatbot 1"),
+which the release read as a verdict. ``--verdict-fallback last_digit`` restores
+the release's reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from proxy_grm.evaluation.answers import AnswersFileError, iter_jsonl
+from proxy_grm.evaluation.benchmarks import Benchmark
+from proxy_grm.generation import Generator, Messages
+from proxy_grm.images import sample_video_frames
+from proxy_grm.messages import chat_messages
+from proxy_grm.parsing import Fallback, parse_verdict
+from proxy_grm.prompts import grm_prompt
+
+REQUIRED_FIELDS = ("prompt", "chosen", "rejected")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run depends on besides the model."""
+
+    benchmark: Benchmark
+    question_file: Path
+    answers_file: Path
+    seed: int = 0
+    both_orders: bool = False
+    batch_size: int = 32
+    max_new_tokens: int = 4096
+    image_root: Path | None = None
+    num_frames: int = 32
+    fallback: Fallback = Fallback.WHOLE_OUTPUT
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the closing summary."""
+
+    total: int
+    skipped: int
+    generated: int
+    unparsed: int
+    seconds: float
+
+
+def row_key(row: dict[str, Any]) -> str:
+    """A short content hash of a question row: detects an answers file from another question file."""
+    canonical = json.dumps(row, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
+
+
+def is_reversed(seed: int, row_index: int) -> bool:
+    """The seeded order swap of one row (p = 0.5), independent of which rows are already done."""
+    return random.Random(f"{seed}:{row_index}").random() >= 0.5
+
+
+def load_questions(path: Path) -> list[dict[str, Any]]:
+    """Question rows, each checked for the fields generation needs."""
+    if not path.is_file():
+        raise AnswersFileError(f"{path}: no such question file")
+    rows = []
+    for lineno, row in iter_jsonl(path):
+        for field in REQUIRED_FIELDS:
+            if not isinstance(row.get(field), str):
+                raise AnswersFileError(f"{path}:{lineno}: field {field!r} must be a string")
+        if not (row.get("image") or row.get("video")):
+            raise AnswersFileError(f"{path}:{lineno}: needs an 'image' path or a 'video' frame folder")
+        rows.append(row)
+    if not rows:
+        raise AnswersFileError(f"{path}: no question rows")
+    return rows
+
+
+def _cut_partial_last_line(path: Path) -> bool:
+    """Drop a last line without its newline (a write cut short by a kill); True if one was cut."""
+    data = path.read_bytes()
+    if not data or data.endswith(b"\n"):
+        return False
+    with open(path, "r+b") as handle:
+        handle.truncate(data.rfind(b"\n") + 1)
+    return True
+
+
+def finished_rows(answers_file: Path, questions: list[dict[str, Any]]) -> set[int]:
+    """Row indices already answered, after checking each answer against its question row."""
+    if not answers_file.exists():
+        return set()
+    if _cut_partial_last_line(answers_file):
+        print(f"{answers_file}: removed a half-written last line (interrupted run); it will be regenerated",
+              file=sys.stderr)
+    done: set[int] = set()
+    for lineno, row in iter_jsonl(answers_file):
+        where = f"{answers_file}:{lineno}"
+        index = row.get("row_index")
+        if not isinstance(index, int) or not 0 <= index < len(questions):
+            raise AnswersFileError(f"{where}: 'row_index' {index!r} is missing or outside the question file; "
+                                   "is this an answers file from another tool? Choose a new --answers_file.")
+        if row.get("row_key") != row_key(questions[index]):
+            raise AnswersFileError(f"{where}: written for a different question row {index}; "
+                                   "choose a new --answers_file for this question file")
+        if index in done:
+            raise AnswersFileError(f"{where}: row {index} appears twice")
+        done.add(index)
+    return done
+
+
+def pair_messages(row: dict[str, Any], reverse: bool, config: RunConfig) -> Messages:
+    """The GRM conversation for one pair, in the order given by ``reverse``."""
+    first, second = (row["rejected"], row["chosen"]) if reverse else (row["chosen"], row["rejected"])
+    text = grm_prompt(row["prompt"], first, second)
+    if row.get("image"):
+        return chat_messages(text, image=row["image"])
+    folder = Path(row["video"])
+    if config.image_root is not None and not folder.is_absolute():
+        folder = config.image_root / folder
+    return chat_messages(text, video=sample_video_frames(folder, config.num_frames))
+
+
+def _rewards(verdict: int | None, benchmark: Benchmark) -> list[int]:
+    """``rewards`` as the release wrote them, so its scorers read our files unchanged."""
+    if verdict is None:
+        return list(benchmark.release_unparsed_rewards)
+    return [1, 0] if verdict == 1 else [0, 1]
+
+
+def answer_rows(config: RunConfig, indices: list[int], questions: list[dict[str, Any]],
+                generator: Generator) -> list[dict[str, Any]]:
+    """Generate and assemble the answers rows for ``indices`` (one generator call)."""
+    orders = [is_reversed(config.seed, i) for i in indices]
+    batch = [pair_messages(questions[i], reverse, config) for i, reverse in zip(indices, orders)]
+    if config.both_orders:
+        batch += [pair_messages(questions[i], not reverse, config) for i, reverse in zip(indices, orders)]
+    critiques = generator.generate(batch, config.max_new_tokens)
+    if len(critiques) != len(batch):
+        raise RuntimeError(f"generator returned {len(critiques)} outputs for {len(batch)} prompts")
+    rows = []
+    for position, (index, reverse) in enumerate(zip(indices, orders)):
+        critique = critiques[position]
+        verdict = parse_verdict(critique, config.fallback)
+        row = {**questions[index], "row_index": index, "row_key": row_key(questions[index]), "reverse": reverse,
+               "rewards": _rewards(verdict, config.benchmark), "verdict": verdict, "critic": critique}
+        if config.both_orders:
+            swapped = critiques[len(indices) + position]
+            row.update(critic_swapped=swapped, verdict_swapped=parse_verdict(swapped, config.fallback))
+        rows.append(row)
+    return rows
+
+
+def pending_rows(config: RunConfig) -> tuple[list[dict[str, Any]], list[int]]:
+    """The question rows and the indices still to generate; validates both files first."""
+    questions = load_questions(config.question_file)
+    done = finished_rows(config.answers_file, questions)
+    return questions, [i for i in range(len(questions)) if i not in done]
+
+
+def run(config: RunConfig, generator: Generator, questions: list[dict[str, Any]],
+        pending: list[int]) -> RunSummary:
+    """Generate the pending rows in batches, appending each batch to the answers file as it finishes."""
+    start = time.monotonic()
+    config.answers_file.parent.mkdir(parents=True, exist_ok=True)
+    unparsed = 0
+    with open(config.answers_file, "a", encoding="utf-8") as answers, \
+            tqdm(total=len(questions), initial=len(questions) - len(pending), unit="pair",
+                 desc=config.benchmark.title) as progress:
+        for offset in range(0, len(pending), config.batch_size):
+            chunk = pending[offset:offset + config.batch_size]
+            rows = answer_rows(config, chunk, questions, generator)
+            answers.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+            answers.flush()
+            unparsed += sum(row["verdict"] is None for row in rows)
+            progress.update(len(chunk))
+    return RunSummary(len(questions), len(questions) - len(pending), len(pending), unparsed,
+                      time.monotonic() - start)
