@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# One GRPO step end to end on a GPU node: the tiny model, the vLLM rollout, our reward function and a
+# local proxy service (vLLM backend). Needs a CUDA GPU and the RL environment (requirements_rl.txt).
+#   bash scripts/gpu_smoke.sh            # writes outputs/gpu_smoke/
+# Environment: OUT_DIR [outputs/gpu_smoke], PYTHON [python], PROXY_PORT [18000], CUDA_VISIBLE_DEVICES [0].
+# Extra arguments are Hydra overrides for the GRPO step.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT_DIR="${OUT_DIR:-outputs/gpu_smoke}"
+PYTHON="${PYTHON:-python}"
+PROXY_PORT="${PROXY_PORT:-18000}"
+TEACHER_PORT="${TEACHER_PORT:-18001}"
+export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
+mkdir -p "$OUT_DIR"
+OUT_DIR="$(cd "$OUT_DIR" && pwd)"
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+echo "== tiny model and data (deterministic local teacher)"
+"$PYTHON" scripts/make_tiny_model.py --output "$OUT_DIR/model"
+"$PYTHON" data_prep/make_fixtures.py --out "$OUT_DIR/sources" --n-per-source 8
+"$PYTHON" -m proxy_grm.data.teacher_stub --host 127.0.0.1 --port "$TEACHER_PORT" > "$OUT_DIR/teacher.log" 2>&1 &
+pids+=("$!")
+"$PYTHON" -m proxy_grm.launch.preflight --wait-s 60 "http://127.0.0.1:$TEACHER_PORT"
+sources=""
+for spec in "$OUT_DIR"/sources/*; do sources+="$(basename "$spec")=$spec "; done
+SOURCES="$sources" TEACHER_URLS="http://127.0.0.1:$TEACHER_PORT/v1" TEACHER_MODEL=teacher-stub \
+  OUT_DIR="$OUT_DIR/data" PYTHON="$PYTHON" MAX_TOKENS=512 \
+  bash scripts/prepare_data.sh
+rl_file="$OUT_DIR/data/sets/grm_rl.parquet"
+
+echo "== proxy service (vLLM backend) on the tiny model"
+"$PYTHON" proxy/proxy.py --model-path "$OUT_DIR/model" --backend vllm --host 127.0.0.1 --port "$PROXY_PORT" \
+  --gpu-memory-utilization 0.15 --max-model-len 8192 > "$OUT_DIR/proxy.log" 2>&1 &
+pids+=("$!")
+
+echo "== one GRPO step"
+MODEL_PATH="$OUT_DIR/model" TRAIN_FILES="$rl_file" VAL_FILES="$rl_file" \
+  PROXY_URLS="http://127.0.0.1:$PROXY_PORT" PROXY_WAIT_S=600 N_GPUS_PER_NODE=1 ROLLOUT_TP=1 \
+  LOGGER='["console"]' SAVE_DIR="$OUT_DIR/checkpoints" PYTHON="$PYTHON" \
+  bash scripts/rl/train_proxy_grm.sh \
+  data.train_batch_size=4 data.max_prompt_length=4096 data.max_response_length=128 \
+  actor_rollout_ref.actor.ppo_mini_batch_size=4 actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2 \
+  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2 \
+  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2 \
+  actor_rollout_ref.rollout.n=2 actor_rollout_ref.rollout.gpu_memory_utilization=0.3 \
+  actor_rollout_ref.model.use_fused_kernels=False \
+  trainer.total_training_steps=1 trainer.save_freq=-1 trainer.test_freq=-1 trainer.val_before_train=False \
+  "$@"
+echo "== GPU smoke passed: one GRPO step with the proxy reward"

@@ -1,0 +1,92 @@
+"""Run the toy pipeline: ``python -m proxy_grm.demo [--out outputs/demo] [--small]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from proxy_grm.demo import pipeline
+from proxy_grm.demo.report import write_report
+from proxy_grm.demo.stages import StageFailed, StageRunner
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="The whole Proxy-GRM pipeline at toy scale on CPU.")
+    parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="where every stage writes")
+    parser.add_argument("--pairs-per-source", type=int, default=12)
+    parser.add_argument("--teacher", choices=("both", "vllm", "stub"), default="both",
+                        help="both: distil with the vLLM teacher (tiny model: its critiques do not parse) AND the "
+                             "deterministic stub teacher, whose parseable critiques feed the training sets")
+    parser.add_argument("--sft-steps", type=int, default=30)
+    parser.add_argument("--proxy-backend", choices=("vllm", "transformers"), default="vllm")
+    parser.add_argument("--eval-backend", choices=("vllm", "transformers"), default="transformers")
+    parser.add_argument("--eval-pairs", type=int, default=16)
+    parser.add_argument("--rollout-groups", type=int, default=4)
+    parser.add_argument("--max-new-tokens", type=int, default=96)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    config = pipeline.DemoConfig(
+        out_dir=args.out.resolve(), pairs_per_source=args.pairs_per_source, teacher=args.teacher,
+        sft_steps=args.sft_steps, proxy_backend=args.proxy_backend, eval_backend=args.eval_backend,
+        eval_pairs=args.eval_pairs, rollout_groups=args.rollout_groups, max_new_tokens=args.max_new_tokens,
+    )
+    runner = StageRunner(config.out_dir)
+    start = time.perf_counter()
+    try:
+        model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(config))
+        sources = runner.run("sources", "Make the four sources in their released shapes",
+                             lambda: pipeline.make_sources(config))
+        prepared = {}
+        if config.teacher in ("vllm", "both"):
+            prepared["vllm"] = runner.run(
+                "data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
+                lambda: pipeline.prepare_with_vllm_teacher(config, sources, model["model"]))
+        if config.teacher in ("stub", "both"):
+            prepared["stub"] = runner.run(
+                "data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
+                lambda: pipeline.prepare_with_stub_teacher(config, sources))
+        feeding = prepared.get("stub") or prepared["vllm"]
+        data = runner.run("data", "Publish the four training sets",
+                          lambda: pipeline.publish_training_sets(config, feeding["sets"]))
+        data_dir = Path(data["dir"])
+        grm = runner.run("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
+            config, "scripts/sft/train_grm_sft.sh", model["model"], data_dir / "grm_sft.jsonl", "grm_sft"))
+        proxy = runner.run("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
+            config, "scripts/sft/train_proxy_sft.sh", model["model"], data_dir / "proxy_sft.jsonl", "proxy_sft"))
+
+        server = None
+
+        def proxy_url() -> str:
+            nonlocal server
+            if server is None:
+                print(f"    starting the proxy service ({config.proxy_backend} backend) on the Proxy-SFT checkpoint")
+                server = pipeline.start_proxy(config, proxy["checkpoint"])
+            return server.health_url.removesuffix("/health")
+
+        try:
+            runner.run("rewards", "Score GRPO rollouts through verl's reward loop, every aggregation mode",
+                       lambda: pipeline.score_rollouts_all_modes(config, proxy_url(), grm["checkpoint"],
+                                                                 feeding["sets"], model["model"]))
+            evaluation = runner.run("eval", "Evaluate the GRM on the three benchmark fixtures",
+                                    lambda: pipeline.evaluate(config, grm["checkpoint"]))
+            runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
+                       lambda: pipeline.rubric_transfer(config, proxy_url(),
+                                                        [r["answers"] for r in evaluation.values()]))
+        finally:
+            if server is not None:
+                server.stop()
+    except StageFailed as error:
+        print(f"\ndemo failed: {error}", file=sys.stderr)
+        return 1
+    report = write_report(config, runner.records, time.perf_counter() - start)
+    print(f"\nreport: {report}\nplots:  {config.out_dir / 'plots'}\nlogs:   {config.out_dir / 'logs'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Stage bookkeeping for the demo: progress lines, timings, reuse of finished stages.
+
+A stage's result (a small JSON-able dict of counts and paths) is stored in
+``<out>/stages/<name>.json`` when it succeeds; a rerun reuses it instead of
+running the stage again. A failure raises ``StageFailed`` naming the stage.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class StageFailed(RuntimeError):
+    """A demo stage failed; the message names the stage and its log or cause."""
+
+
+@dataclass
+class StageRecord:
+    name: str
+    title: str
+    seconds: float
+    reused: bool
+    result: dict[str, Any]
+
+
+@dataclass
+class StageRunner:
+    out_dir: Path
+    records: list[StageRecord] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out_dir / "stages"
+
+    def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        """Run ``fn`` once; later runs reuse its stored result."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        state = self.state_dir / f"{name}.json"
+        index = len(self.records) + 1
+        if state.exists():
+            stored = json.loads(state.read_text())
+            print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
+            record = StageRecord(name, title, stored["seconds"], True, stored["result"])
+        else:
+            print(f"[{index}] {title} ...", flush=True)
+            start = time.perf_counter()
+            try:
+                result = fn()
+            except StageFailed:
+                raise
+            except Exception as error:
+                raise StageFailed(f"stage '{name}' ({title}) failed: {type(error).__name__}: {error}") from error
+            seconds = time.perf_counter() - start
+            state.write_text(json.dumps({"seconds": seconds, "result": result}, indent=1))
+            print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)
+            record = StageRecord(name, title, seconds, False, result)
+        self.records.append(record)
+        return record.result
