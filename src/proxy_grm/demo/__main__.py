@@ -19,12 +19,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--teacher", choices=("both", "vllm", "stub"), default="both",
                         help="both: distil with the vLLM teacher (tiny model: its critiques do not parse) AND the "
                              "deterministic stub teacher, whose parseable critiques feed the training sets")
-    parser.add_argument("--sft-steps", type=int, default=30)
+    parser.add_argument("--sft-steps", type=int, default=8)
     parser.add_argument("--proxy-backend", choices=("vllm", "transformers"), default="vllm")
     parser.add_argument("--eval-backend", choices=("vllm", "transformers"), default="transformers")
     parser.add_argument("--eval-pairs", type=int, default=16)
     parser.add_argument("--rollout-groups", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=96)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
     return parser
 
 
@@ -75,8 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             evaluation = runner.run("eval", "Evaluate the GRM on the three benchmark fixtures",
                                     lambda: pipeline.evaluate(config, grm["checkpoint"]))
             runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
-                       lambda: pipeline.rubric_transfer(config, proxy_url(),
-                                                        [r["answers"] for r in evaluation.values()]))
+                       lambda: pipeline.rubric_transfer(config, proxy_url(), [
+                           *[r["answers"] for r in evaluation.values()],
+                           str(pipeline.teacher_answers_file(config, feeding["sets"]))]))
         finally:
             if server is not None:
                 server.stop()

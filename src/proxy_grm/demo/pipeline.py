@@ -33,13 +33,13 @@ class DemoConfig:
     out_dir: Path
     pairs_per_source: int = 12
     teacher: str = "both"  # vllm | stub | both: which teacher feeds the training sets (stub when both)
-    sft_steps: int = 30
+    sft_steps: int = 8
     sft_learning_rate: str = "1e-3"
     proxy_backend: str = "vllm"
     eval_backend: str = "transformers"
     eval_pairs: int = 16
     rollout_groups: int = 4
-    max_new_tokens: int = 96
+    max_new_tokens: int = 48
     vllm_python: Path = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 
     @property
@@ -314,8 +314,26 @@ def evaluate(config: DemoConfig, grm_checkpoint: str) -> dict[str, Any]:
     return results
 
 
+def teacher_answers_file(config: DemoConfig, sets_dir: str) -> Path:
+    """The teacher's critiques of the training pairs, in the eval answers format (id, prompt, chosen,
+    rejected, image, critic, reverse), so the rubric-transfer script can read their rubrics."""
+    work = Path(sets_dir).parent
+    pairs = {json.loads(line)["id"]: json.loads(line) for line in (work / "pairs.jsonl").read_text().splitlines()}
+    rows = []
+    for line in (work / "teacher_cache.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        pair = pairs[entry["id"]]
+        rows.append({"id": pair["id"], "prompt": pair["question"], "chosen": pair["chosen"],
+                     "rejected": pair["rejected"], "image": pair["image"], "critic": entry["output"],
+                     "reverse": bool(entry["swapped"])})
+    path = config.path("eval", "teacher_critiques", "answers.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
 def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: list[str]) -> dict[str, Any]:
-    """Ask the proxy to judge each benchmark pair with and without the GRM's rubric."""
+    """Ask the proxy to judge each pair with and without the rubric found in each answers file."""
     results = {}
     for answers in answers_files:
         name = Path(answers).parent.name

@@ -56,19 +56,23 @@ def _data(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _loss(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
 def _sft(results: dict[str, dict[str, Any]]) -> list[str]:
     rows = []
     for key, name in (("sft_grm", "GRM cold start"), ("sft_proxy", "Proxy-SFT")):
         if key in results:
             r = results[key]
-            rows.append([name, r["steps"], r["first_loss"], r["last_loss"], f"`{r['checkpoint']}`"])
+            rows.append([name, r["steps"], _loss(r["first_loss"]), _loss(r["last_loss"]), f"`{r['checkpoint']}`"])
     return ["## SFT (ms-swift, CPU)", "", *_table(["stage", "steps", "first loss", "last loss", "checkpoint"], rows)]
 
 
 def _rewards(result: dict[str, Any], plots: Path) -> list[str]:
     modes = result["modes"]
     rows = [[name, f"{m['mean_score']:.3f}", f"{m['mean_accuracy_reward']:.3f}", f"{m['mean_proxy_reward']:.3f}",
-             f"{m['mean_format_reward']:.3f}", m["proxy_calls"], m["proxy_failures"]] for name, m in modes.items()]
+             f"{m['mean_format_reward']:.3f}", int(m["proxy_calls"]), int(m["proxy_failures"])] for name, m in modes.items()]
     sample_rows = [[s["kind"], s["uid"][:10], s["label"], int(s["verdict_correct"]), int(s["well_formatted"]),
                     int(s["proxy_called"]), int(s["proxy_judgement"])] for s in result["samples"]]
     _bar_chart({name: m["mean_score"] for name, m in modes.items()}, "mean GRPO reward per aggregation mode",
@@ -105,7 +109,10 @@ def _transfer(results: dict[str, Any]) -> list[str]:
     rows = [[name, s.get("pairs"), s.get("skipped_no_rubric"), _pct(s.get("with_rubric", {}).get("accuracy")),
              _pct(s.get("without_rubric", {}).get("accuracy"))] for name, s in results.items()]
     return ["## Rubric transfer (proxy service as the second evaluator)", "",
-            *_table(["benchmark", "pairs with a rubric", "skipped: no rubric", "with rubric", "without"], rows)]
+            "The proxy judges each pair twice: with the rubric from the answers file and with a neutral one. "
+            "The toy GRM writes no rubric, so its rows are skipped; `teacher_critiques` uses the teacher's "
+            "rubrics on the training pairs.", "",
+            *_table(["answers", "pairs with a rubric", "skipped: no rubric", "with rubric", "without"], rows)]
 
 
 def _bar_chart(values: dict[str, float], title: str, path: Path) -> None:

@@ -51,10 +51,9 @@ class StageRunner:
             start = time.perf_counter()
             try:
                 result = fn()
-            except StageFailed:
-                raise
             except Exception as error:
-                raise StageFailed(f"stage '{name}' ({title}) failed: {type(error).__name__}: {error}") from error
+                cause = str(error) if isinstance(error, StageFailed) else f"{type(error).__name__}: {error}"
+                raise StageFailed(f"stage '{name}' ({title}) failed: {cause}") from error
             seconds = time.perf_counter() - start
             state.write_text(json.dumps({"seconds": seconds, "result": result}, indent=1))
             print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)

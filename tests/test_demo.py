@@ -1,0 +1,59 @@
+"""The toy pipeline (README command 1) at an even smaller size: every stage, then a rerun that reuses them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+
+STAGES = ["model", "sources", "data_vllm_teacher", "data_stub_teacher", "data", "sft_grm", "sft_proxy",
+          "rewards", "eval", "transfer"]
+
+
+def _demo(out: Path) -> subprocess.CompletedProcess:
+    argv = [sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--pairs-per-source", "6",
+            "--sft-steps", "2", "--eval-pairs", "6", "--rollout-groups", "2", "--max-new-tokens", "16",
+            "--proxy-backend", "transformers", "--eval-backend", "transformers"]
+    return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.mark.slow
+def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    first = _demo(out)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
+    assert sorted(p.stem for p in (out / "stages").glob("*.json")) == sorted(STAGES)
+    assert sorted(p.name for p in (out / "data").iterdir()) == sorted(
+        ["grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet"])
+
+    report = (out / "report.md").read_text()
+    for section in ("## Stages", "## Data", "## SFT", "## Rewards through verl's reward loop", "## Evaluation",
+                    "## Rubric transfer"):
+        assert section in report, section
+    rewards = json.loads((out / "stages" / "rewards.json").read_text())["result"]
+    assert len(rewards["modes"]) == 11
+    assert all(mode["proxy_calls"] > 0 and mode["proxy_failures"] == 0 for mode in rewards["modes"].values())
+    assert (out / "plots" / "reward_modes.png").stat().st_size > 0
+    vllm_teacher = json.loads((out / "stages" / "data_vllm_teacher.json").read_text())["result"]
+    assert vllm_teacher["split"]["categories"].get("unparseable", 0) > 0
+
+    again = _demo(out)
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.stdout.count(": reused") == len(STAGES)
+
+
+def test_a_failing_stage_is_named(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    (out / "stages").mkdir(parents=True)
+    # A stored model stage pointing nowhere: the next stage that needs it fails, naming itself.
+    (out / "stages" / "model.json").write_text(json.dumps({"seconds": 0, "result": {"model": "/nonexistent"}}))
+    (out / "stages" / "sources.json").write_text(json.dumps({"seconds": 0, "result": {"specs": {}, "good_rows": {}}}))
+    result = subprocess.run([sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--teacher", "vllm"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 1
+    assert "demo failed: stage 'data_vllm_teacher'" in result.stderr
