@@ -88,7 +88,12 @@ def prepare_prompt(processor: Any, messages: Messages, image_root: Path | None =
     messages = load_vision(messages, image_root)
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     images, videos, video_kwargs = process_vision_info(messages, return_video_kwargs=True)
-    return PreparedPrompt(text=text, images=images, videos=videos, video_kwargs=video_kwargs if videos else {})
+    if not videos:
+        return PreparedPrompt(text=text, images=images)
+    # Frames arrive sampled; transformers 5 takes one fps per call (qwen_vl_utils gives one per video,
+    # all its 2.0 default for frame lists).
+    return PreparedPrompt(text=text, images=images, videos=videos,
+                          video_kwargs={"do_sample_frames": False, "fps": video_kwargs["fps"][0]})
 
 
 def _vllm_input(prompt: PreparedPrompt) -> dict[str, Any]:
@@ -135,9 +140,7 @@ class TransformersGenerator:
         prompts = [prepare_prompt(self.processor, messages, self.image_root) for messages in batch]
         images = list(itertools.chain.from_iterable(p.images or [] for p in prompts))
         videos = list(itertools.chain.from_iterable(p.videos or [] for p in prompts))
-        extra: dict[str, Any] = {}
-        if videos:
-            extra["fps"] = list(itertools.chain.from_iterable(p.video_kwargs.get("fps", []) for p in prompts))
+        extra = next((p.video_kwargs for p in prompts if p.videos), {})
         inputs = self.processor(
             text=[p.text for p in prompts], images=images or None, videos=videos or None,
             padding=True, return_tensors="pt", **extra,
@@ -177,6 +180,10 @@ class VllmGenerator:
         inputs = [_vllm_input(prepare_prompt(self.processor, m, self.image_root)) for m in batch]
         outputs = self.llm.generate(inputs, _greedy_params(max_new_tokens), use_tqdm=False)
         return [output.outputs[0].text for output in outputs]
+
+    def shutdown(self) -> None:
+        """Stop the engine's worker processes now rather than at interpreter exit."""
+        self.llm.llm_engine.engine_core.shutdown()
 
 
 class AsyncVllmGenerator:

@@ -1,0 +1,31 @@
+"""The proxy agent as an HTTP service: the GRPO reward asks it to judge a pair using only a rubric.
+
+    python proxy/proxy.py --model-path DIR [--backend vllm|transformers] [--host H] [--port P]
+                          [--tp N] [--max-new-tokens N] [--api-key KEY] [--image-root DIR]
+
+Endpoints (contract in ``schemas``):
+
+- ``POST /get_reward_mllm``: the release's payload ``{question, chosen, rejected,
+  image, answer, rubric}`` -> ``{"reward": 1.0 | -1.0, "verdict": 1 | 2 | null,
+  "critique": str}``; reward +1 iff the proxy's verdict equals ``answer``.
+- ``POST /get_reward_mllm_batch``: ``{"items": [...]}`` -> ``{"results": [...]}`` in order.
+- ``GET /health``: ``{"status": "ok", "model", "backend"}``, answered only once the
+  model is loaded (it loads before the port is bound). Always open, even with ``--api-key``.
+
+Decisions:
+
+- Default host is 127.0.0.1: an unauthenticated service that reads local image
+  files is never exposed by accident. The trainer usually runs on another node:
+  pass ``--host 0.0.0.0 --api-key KEY`` there (a warning is logged without a key).
+- ``--api-key`` (or ``$PROXY_GRM_API_KEY``): reward endpoints need
+  ``Authorization: Bearer KEY``, else 401.
+- Images: local paths and ``data:image/...;base64,`` URIs; http(s) URLs are refused
+  (see ``proxy_grm.images``). With ``--image-root``, paths resolving outside it get
+  a 422 naming the field; relative paths are taken relative to the root (without
+  one, relative to the server's working directory).
+- Bad input is a 4xx naming the field; one log line per request (id, items,
+  latency, verdict counts), never the critique.
+
+``schemas`` holds the contract, ``backends`` the engines (vLLM async engine,
+batched transformers), ``app`` the FastAPI app factory, ``cli`` the command line.
+"""
