@@ -47,6 +47,7 @@ class PreparedPrompt:
     text: str
     images: list[Image.Image] | None = None
     videos: list[Any] | None = None
+    video_metadata: list[Any] | None = None
     video_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -87,13 +88,15 @@ def prepare_prompt(processor: Any, messages: Messages, image_root: Path | None =
 
     messages = load_vision(messages, image_root)
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    images, videos, video_kwargs = process_vision_info(messages, return_video_kwargs=True)
+    images, videos, video_kwargs = process_vision_info(messages, return_video_kwargs=True,
+                                                       return_video_metadata=True)
     if not videos:
         return PreparedPrompt(text=text, images=images)
-    # Frames arrive sampled; transformers 5 takes one fps per call (qwen_vl_utils gives one per video,
-    # all its 2.0 default for frame lists).
-    return PreparedPrompt(text=text, images=images, videos=videos,
-                          video_kwargs={"do_sample_frames": False, "fps": video_kwargs["fps"][0]})
+    # Frames arrive sampled, each video with its metadata (vLLM requires it; transformers 5 uses it
+    # for the temporal positions), so neither engine samples again.
+    frames, metadata = zip(*videos)
+    return PreparedPrompt(text=text, images=images, videos=list(frames), video_metadata=list(metadata),
+                          video_kwargs={**video_kwargs, "do_sample_frames": False})
 
 
 def _vllm_input(prompt: PreparedPrompt) -> dict[str, Any]:
@@ -103,7 +106,7 @@ def _vllm_input(prompt: PreparedPrompt) -> dict[str, Any]:
     if prompt.images:
         media["image"] = prompt.images
     if prompt.videos:
-        media["video"] = prompt.videos
+        media["video"] = list(zip(prompt.videos, prompt.video_metadata or []))
         request["mm_processor_kwargs"] = prompt.video_kwargs
     if media:
         request["multi_modal_data"] = media
@@ -140,7 +143,8 @@ class TransformersGenerator:
         prompts = [prepare_prompt(self.processor, messages, self.image_root) for messages in batch]
         images = list(itertools.chain.from_iterable(p.images or [] for p in prompts))
         videos = list(itertools.chain.from_iterable(p.videos or [] for p in prompts))
-        extra = next((p.video_kwargs for p in prompts if p.videos), {})
+        metadata = list(itertools.chain.from_iterable(p.video_metadata or [] for p in prompts))
+        extra = {"video_metadata": metadata, "do_sample_frames": False} if videos else {}
         inputs = self.processor(
             text=[p.text for p in prompts], images=images or None, videos=videos or None,
             padding=True, return_tensors="pt", **extra,
