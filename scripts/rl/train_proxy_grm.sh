@@ -51,41 +51,8 @@ test_freq=1
 
 is_dry_run || check_proxies "${PROXY_URLS}"
 
-launch_verl \
-  algorithm.adv_estimator=grpo \
-  algorithm.use_kl_in_reward=False \
-  data.train_files="${TRAIN_FILES}" \
-  data.val_files="${VAL_FILES}" \
-  data.train_batch_size="${train_batch_size}" \
-  data.max_prompt_length="${max_prompt_length}" \
-  data.max_response_length="${max_response_length}" \
-  data.filter_overlong_prompts=True \
-  data.truncation=error \
-  data.image_key=images \
-  actor_rollout_ref.model.path="${MODEL_PATH}" \
-  actor_rollout_ref.model.use_remove_padding=True \
-  actor_rollout_ref.model.use_fused_kernels=True \
-  actor_rollout_ref.model.enable_gradient_checkpointing=True \
-  actor_rollout_ref.actor.optim.lr="${lr}" \
-  actor_rollout_ref.actor.ppo_mini_batch_size="${ppo_mini_batch_size}" \
-  actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="${micro_batch_size_per_gpu}" \
-  actor_rollout_ref.actor.use_kl_loss=True \
-  actor_rollout_ref.actor.kl_loss_coef="${kl_loss_coef}" \
-  actor_rollout_ref.actor.kl_loss_type=low_var_kl \
-  actor_rollout_ref.actor.entropy_coeff=0 \
-  actor_rollout_ref.actor.fsdp_config.param_offload=False \
-  actor_rollout_ref.actor.fsdp_config.optimizer_offload=False \
-  actor_rollout_ref.rollout.name="${ROLLOUT_ENGINE}" \
-  actor_rollout_ref.rollout.n="${rollout_n}" \
-  actor_rollout_ref.rollout.tensor_model_parallel_size="${ROLLOUT_TP}" \
-  actor_rollout_ref.rollout.gpu_memory_utilization="${gpu_memory_utilization}" \
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="${micro_batch_size_per_gpu}" \
-  actor_rollout_ref.rollout.enable_chunked_prefill=False \
-  actor_rollout_ref.rollout.enforce_eager=True \
-  actor_rollout_ref.rollout.free_cache_engine=True \
-  +actor_rollout_ref.rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache=True \
-  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="${micro_batch_size_per_gpu}" \
-  actor_rollout_ref.ref.fsdp_config.param_offload=True \
+grpo_overrides
+launch_verl "${GRPO_OVERRIDES[@]}" \
   reward.custom_reward_function.path="$(reward_file)" \
   reward.custom_reward_function.name=compute_score \
   +reward.custom_reward_function.reward_kwargs.proxy_url="$(hydra_list "${PROXY_URLS}")" \
@@ -93,15 +60,4 @@ launch_verl \
   +reward.custom_reward_function.reward_kwargs.use_proxy=true \
   +reward.custom_reward_function.reward_kwargs.use_format=true \
   +reward.custom_reward_function.reward_kwargs.format_weight="${format_weight}" \
-  trainer.critic_warmup=0 \
-  trainer.logger="${LOGGER}" \
-  trainer.project_name="${PROJECT_NAME}" \
-  trainer.experiment_name="${EXPERIMENT_NAME}" \
-  trainer.n_gpus_per_node="${N_GPUS_PER_NODE}" \
-  trainer.nnodes="${NNODES}" \
-  trainer.save_freq="${save_freq}" \
-  trainer.test_freq="${test_freq}" \
-  trainer.log_val_generations=2 \
-  trainer.default_local_dir="${SAVE_DIR}" \
-  trainer.total_epochs="${TOTAL_EPOCHS}" \
   "$@"
