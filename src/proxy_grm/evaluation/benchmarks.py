@@ -59,15 +59,18 @@ def vl_rewardbench_category(row: dict[str, Any]) -> str:
     return "general"
 
 
-def multimodal_rewardbench_category(row: dict[str, Any]) -> str:
+def multimodal_rewardbench_category(row: dict[str, Any], fields: tuple[str, ...] = ("Category", "category")) -> str:
     """Multimodal RewardBench category, with the authors' safety and reasoning splits.
+
+    The category is read from the first of ``fields`` present (the release's scorer
+    reads ``Category`` only).
 
     >>> multimodal_rewardbench_category({"id": "pairs_3", "Category": "safety"})
     'safety/bias'
     >>> multimodal_rewardbench_category({"id": "humaneval_1", "Category": "Reasoning"})
     'reasoning/coding'
     """
-    category = str(row.get("Category", row.get("category", "unknown"))).lower()
+    category = str(next((row[f] for f in fields if f in row), "unknown")).lower()
     data_id = str(row.get("id", "")).lower()
     if category == "safety":
         return "safety/bias" if data_id.startswith("pairs") else "safety/toxicity"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from proxy_grm.evaluation.answers import iter_jsonl, release_correct, require
-from proxy_grm.evaluation.benchmarks import MM_RLHF_KEYWORDS
+from proxy_grm.evaluation.benchmarks import MM_RLHF_KEYWORDS, multimodal_rewardbench_category
 
 
 @dataclass
@@ -64,13 +64,7 @@ def vl_rewardbench(path: Path) -> ReleaseOutput:
 
 
 def _mm_category(row: dict[str, Any]) -> str:
-    category = str(row.get("Category", "unknown")).lower()
-    data_id = str(row.get("id", "")).lower()
-    if category == "safety":
-        return "safety/bias" if data_id.startswith("pairs") else "safety/toxicity"
-    if category == "reasoning":
-        return "reasoning/math" if data_id.startswith("math") else "reasoning/coding"
-    return category
+    return multimodal_rewardbench_category(row, fields=("Category",))
 
 
 def multimodal_rewardbench(path: Path) -> ReleaseOutput:
