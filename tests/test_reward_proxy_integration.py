@@ -107,3 +107,17 @@ def test_real_proxy_killed_mid_batch_raises_naming_url(tiny_model_dir: Path, ima
         assert isinstance(error, ProxyUnavailableError) and error.url == f"{url}/get_reward_mllm", error
         assert error.attempts == 3
     assert all(o["proxy_called"] == 1.0 for o in outcomes if not isinstance(o, BaseException))
+
+
+def test_verl_reward_loop_with_the_real_proxy(proxy_url: str, tiny_model_dir: Path) -> None:
+    """verl's RewardLoopWorker loads compute_score by path and scores a GRPO group through the real service."""
+    from proxy_grm.reward.verl_loop import Rollout, score_rollouts, trainer_config
+
+    config = trainer_config(tiny_model_dir, {"proxy_url": proxy_url, "api_key": API_KEY, "mode": "explicit_additive"})
+    rollouts = [Rollout("group", text, "1", {**PAIR, "answer": "1"}) for text in OUTPUTS]
+    result = score_rollouts(config, rollouts)
+    assert [c["proxy_called"] for c in result.components] == [1.0, 1.0, 1.0, 0.0]
+    assert all(c["proxy_failed"] == 0.0 for c in result.components)
+    for score, c in zip(result.scores, result.components, strict=True):
+        assert score == c["accuracy_reward"] + c["proxy_reward"] + c["format_reward"]
+    assert abs(sum(result.advantages)) < 1e-4, "GRPO advantages are centred within the group"
