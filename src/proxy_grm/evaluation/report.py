@@ -51,9 +51,11 @@ def bar_chart(benchmark: Benchmark, metrics: dict[str, Any], path: Path) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    categories = [c for c, a in metrics["per_category"].items() if a is not None]
+    # Every category keeps its bar; one with no scored pair (all excluded) is drawn empty and marked n/a.
+    categories = list(metrics["per_category"])
+    accuracies = [metrics["per_category"][c] for c in categories]
     figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5), gridspec_kw={"width_ratios": [3, 2]})
-    left.bar(categories, [100 * metrics["per_category"][c] for c in categories], color="tab:blue")
+    left.bar(categories, [0.0 if a is None else 100 * a for a in accuracies], color="tab:blue")
     left.set_title(f"{benchmark.title}: ours per category")
     left.set_ylabel("accuracy (%)")
     left.set_ylim(0, 100)
@@ -65,7 +67,11 @@ def bar_chart(benchmark: Benchmark, metrics: dict[str, Any], path: Path) -> None
     right.set_ylim(0, 100)
     right.tick_params(axis="x", rotation=30)
     for axis in (left, right):
-        for bar in axis.patches:
+        for index, bar in enumerate(axis.patches):
+            if (axis is left and accuracies[index] is None) or (axis is right and index == 0
+                                                                  and metrics["overall"] is None):
+                axis.annotate("n/a", (bar.get_x() + bar.get_width() / 2, 2), ha="center", va="bottom", fontsize=8)
+                continue
             axis.annotate(f"{bar.get_height():.1f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                           ha="center", va="bottom", fontsize=8)
     figure.tight_layout()
