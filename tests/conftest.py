@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,5 +63,3 @@ def start_server(tmp_path: Path) -> Iterator:
     for server in started:
         server.stop()
 
-
-PYTHON = Path(sys.executable)
