@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 from conftest import ServerProcess, free_port
 
-from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill, file_to_data_uri
+from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
+from proxy_grm.images import file_to_data_uri
 from proxy_grm.data.fixtures import make_source_fixtures
 from proxy_grm.data.records import shown_order
 from proxy_grm.data.sources import iter_pairs, prepare_pairs

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import mimetypes
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
@@ -115,3 +116,12 @@ def sample_video_frames(folder: Path, n: int = 32) -> list[str]:
     if not frames:
         raise ImageLoadError("video", f"no image frames in {str(folder)!r}")
     return [frames[i] for i in np.linspace(0, len(frames) - 1, n, dtype=int)]
+
+
+def file_to_data_uri(path: str | Path) -> str:
+    """A local image file as ``data:image/<type>;base64,...`` (the bytes as stored, not re-encoded)."""
+    path = Path(path)
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    if not mime.startswith("image/"):
+        raise ValueError(f"{path}: not an image file name")
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"

@@ -1,4 +1,4 @@
-"""One prompt, three shapes: ms-swift rows, chat-template messages, verl prompts.
+"""One prompt, four shapes: ms-swift rows, chat-template messages, verl prompts, OpenAI chat messages.
 
 The image always comes first in the user turn. ms-swift and verl mark its place
 with an ``<image>`` tag in the text; a chat-template call (transformers, vLLM)
@@ -39,3 +39,9 @@ def chat_messages(user_text: str, image: Any = None, video: Any = None) -> list[
 def verl_prompt(user_text: str) -> list[dict[str, str]]:
     """The ``prompt`` column of a verl multimodal parquet row (one image, first)."""
     return [{"role": "user", "content": IMAGE_TAG + user_text}]
+
+
+def openai_messages(user_text: str, image_uri: str) -> list[dict[str, Any]]:
+    """One user turn for an OpenAI-compatible chat API: the image (a URL or data URI) first, then the text."""
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_uri}},
+                                         {"type": "text", "text": user_text}]}]

@@ -11,6 +11,7 @@ import re
 from enum import Enum
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+_EVAL_RE = re.compile(r"<eval>(.*?)</eval>", re.DOTALL)
 _NON_ALNUM_RE = re.compile(r"[^a-zA-Z0-9]")
 _GRM_FORMAT_RE = re.compile(r"^<rubric>.*?</rubric><eval>.*?</eval><answer>.*?</answer>$", re.DOTALL)
 _THINK_FORMAT_RE = re.compile(r"^<think>.*?</think><summary>.*?</summary><answer>.*?</answer>$", re.DOTALL)
@@ -104,6 +105,16 @@ def extract_rubric(text: str) -> str | None:
     if "<justify>" in rubric:
         rubric = rubric.split("<justify>")[0] + "</rubric>"
     return rubric
+
+
+def extract_eval(text: str) -> str | None:
+    """The stripped text inside the first ``<eval>...</eval>``, or None when absent or empty.
+
+    >>> extract_eval("<rubric>r</rubric><eval> 1 is right </eval><answer>1</answer>")
+    '1 is right'
+    """
+    match = _EVAL_RE.search(text)
+    return match.group(1).strip() if match and match.group(1).strip() else None
 
 
 def is_well_formatted(text: str) -> bool:

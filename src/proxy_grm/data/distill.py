@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import mimetypes
 import os
 import random
 import sys
@@ -31,24 +29,11 @@ import httpx
 
 from proxy_grm.data.records import PairRecord, is_swapped, shown_order
 from proxy_grm.data.sources import iter_pairs
+from proxy_grm.images import file_to_data_uri
+from proxy_grm.messages import openai_messages
 from proxy_grm.prompts import grm_prompt
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
-def file_to_data_uri(path: str | Path) -> str:
-    """A local image file as ``data:image/<type>;base64,...`` (the bytes as stored, not re-encoded)."""
-    path = Path(path)
-    mime = mimetypes.guess_type(path.name)[0] or "image/png"
-    if not mime.startswith("image/"):
-        raise ValueError(f"{path}: not an image file name")
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
-
-
-def openai_messages(user_text: str, image_uri: str) -> list[dict[str, Any]]:
-    """One user turn for the OpenAI chat API: the image first, then the text (as in every other stage)."""
-    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": image_uri}},
-                                         {"type": "text", "text": user_text}]}]
 
 
 class TeacherCache:

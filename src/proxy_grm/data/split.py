@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,9 +39,8 @@ from proxy_grm.data.writers import (
     proxy_sft_row,
     verl_row,
 )
-from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_verdict
+from proxy_grm.parsing import extract_eval, extract_rubric, is_well_formatted, parse_verdict
 
-_EVAL_RE = re.compile(r"<eval>(.*?)</eval>", re.DOTALL)
 OUTPUT_FILES = {
     "grm_sft": "grm_sft.jsonl",
     "proxy_sft": "proxy_sft.jsonl",
@@ -50,12 +48,6 @@ OUTPUT_FILES = {
     "grm_rl": "grm_rl.parquet",
 }
 CORRECT_SETS = ("proxy_sft", "proxy_rl", "grm_sft")
-
-
-def extract_eval(text: str) -> str | None:
-    """The stripped text inside the first ``<eval>...</eval>``, or None."""
-    match = _EVAL_RE.search(text)
-    return match.group(1).strip() if match and match.group(1).strip() else None
 
 
 def classify(output: str, label: int, require_format: bool = True) -> str:

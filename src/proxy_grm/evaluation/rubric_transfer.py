@@ -32,6 +32,7 @@ import httpx
 
 from proxy_grm.evaluation.answers import iter_jsonl, label_of, require
 from proxy_grm.images import image_to_data_uri, load_image
+from proxy_grm.messages import openai_messages
 from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict
 from proxy_grm.prompts import proxy_prompt
 
@@ -149,9 +150,8 @@ class OpenAIEvaluator:
 
     def _judge_one(self, item: TransferItem, rubric: str) -> int | None:
         text = proxy_prompt(item.question, item.response_1, item.response_2, rubric)
-        content = [{"type": "image_url", "image_url": {"url": image_to_data_uri(load_image(item.image))}},
-                   {"type": "text", "text": text}]
-        body = {"model": self.model, "messages": [{"role": "user", "content": content}],
+        messages = openai_messages(text, image_to_data_uri(load_image(item.image)))
+        body = {"model": self.model, "messages": messages,
                 "max_tokens": self.max_tokens, "temperature": 0.0}
         reply = _post(self.client, self.url, body, self.retries)
         try:
