@@ -4,6 +4,15 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 PYTHON="${PYTHON:-python3}"
 
+# Cluster, run-length and logging defaults both launchers share (the release: 1 node, 8 GPUs).
+NNODES="${NNODES:-1}"
+N_GPUS_PER_NODE="${N_GPUS_PER_NODE:-8}"
+ROLLOUT_ENGINE="${ROLLOUT_ENGINE:-vllm}"
+ROLLOUT_TP="${ROLLOUT_TP:-2}"
+TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
+PROJECT_NAME="${PROJECT_NAME:-proxy_grm}"
+LOGGER="${LOGGER:-[\"console\",\"swanlab\"]}"
+
 # The reward function verl loads by path (absolute, so any working directory works).
 reward_file() {
   echo "${REPO_ROOT}/verl/proxy_grm_reward.py"

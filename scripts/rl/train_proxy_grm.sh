@@ -25,15 +25,8 @@ require_vars \
   PROXY_URLS="the proxy service base URL(s), comma-separated: http://HOST:PORT[,http://HOST2:PORT]"
 
 REWARD_MODE="${REWARD_MODE:-explicit_additive}"
-NNODES="${NNODES:-1}"
-N_GPUS_PER_NODE="${N_GPUS_PER_NODE:-8}"
-ROLLOUT_ENGINE="${ROLLOUT_ENGINE:-vllm}"
-ROLLOUT_TP="${ROLLOUT_TP:-2}"
-TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
-PROJECT_NAME="${PROJECT_NAME:-proxy_grm}"
 EXPERIMENT_NAME="${EXPERIMENT_NAME:-grpo_${REWARD_MODE}}"
 SAVE_DIR="${SAVE_DIR:-checkpoints/${PROJECT_NAME}/${EXPERIMENT_NAME}}"
-LOGGER="${LOGGER:-[\"console\",\"swanlab\"]}"
 
 # The release's hyperparameters.
 train_batch_size=256

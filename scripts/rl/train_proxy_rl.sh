@@ -22,15 +22,8 @@ require_vars \
   TRAIN_FILES="the Proxy-RL train parquet (data_prep output, proxy prompts with rubrics)" \
   VAL_FILES="the Proxy-RL validation parquet"
 
-NNODES="${NNODES:-1}"
-N_GPUS_PER_NODE="${N_GPUS_PER_NODE:-8}"
-ROLLOUT_ENGINE="${ROLLOUT_ENGINE:-vllm}"
-ROLLOUT_TP="${ROLLOUT_TP:-2}"
-TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
-PROJECT_NAME="${PROJECT_NAME:-proxy_grm}"
 EXPERIMENT_NAME="${EXPERIMENT_NAME:-proxy_rl}"
 SAVE_DIR="${SAVE_DIR:-checkpoints/${PROJECT_NAME}/${EXPERIMENT_NAME}}"
-LOGGER="${LOGGER:-[\"console\",\"swanlab\"]}"
 
 # The Proxy-GRM GRPO settings; the proxy prompt carries a rubric, its answer is short.
 train_batch_size=256
