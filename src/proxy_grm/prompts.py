@@ -7,7 +7,9 @@ same text.
 Canonical GRM instruction: the version in the paper's distillation figure (the
 prompt the teacher saw, hence the text the GRM was trained on). The authors'
 eval scripts carry a variant with "(including the mandatory and custom ones)"
-and extra blank lines; we do not use it anywhere, so eval matches training.
+and extra blank lines (``RELEASE_GRM_INSTRUCTION``); only ``--protocol release``
+uses it, to reproduce the paper's table. Everything else uses the figure's text,
+so eval matches training.
 """
 
 from __future__ import annotations
@@ -73,6 +75,86 @@ PROXY_DATA_TEMPLATE = """### Data for Evaluation:
 <think>Your detailed reason goes here</think><answer>1/2</answer>"""
 
 
+# The Proxy-GRM release's eval scripts (``eval/vl_reward_bench.py``,
+# ``multimodal_reward_bench.py``, ``mmrlhf_reward_bench.py``; identical in all
+# three) use their own variant of the GRM instruction: "(including the mandatory
+# and custom ones)", indented lines, extra blank lines. ``--protocol release``
+# uses it, character for character, so a checkpoint scores as in the paper's
+# table; nothing else does. (``\x20``: the release has a trailing space there.)
+RELEASE_GRM_INSTRUCTION = """You are provided with an image and a question for this image. Please act as an impartial judge and evaluate the quality of the responses provided by two AI Chatbots to the Client's question displayed below.
+
+
+### Evaluation Process:
+
+1. **Develop a Multi-Dimensional Rubric**:
+
+   Generate evaluation criteria (rubric) tailored to the image, Client's question and context, enclosed in <rubric>...</rubric> tags.
+
+
+2. **Assign Weights**: Distribute weights (totaling 100%) to all rubric items based on their relative importance to the specific task.
+
+
+3. **Justify and Compare**: Inside <rubric>, include a <justify> section. Then, compare both responses based on these criteria in the <eval> section.
+
+
+
+Important Notes:
+
+- Be objective and base your evaluation only on the visual evidence in the image, question and the content of the responses.
+
+- Do not let response order, length, or Chatbot names affect your judgment.
+
+
+- You need to choose which response is better for the given question and provide a detailed reason enclosed within <eval> and </eval> tags. Conclude with a single numeric choice enclosed within <answer> and </answer> tags:
+ Output "1" if Response 1 is better.
+ Output "2" if Response 2 is better.
+
+
+
+
+
+### Output Format:
+
+Your output must follow this format:
+
+
+
+<rubric>
+
+  [List each rubric item with its description and assigned weight]
+
+  <justify>\x20
+
+    Explain why these criteria (including the mandatory and custom ones) and weights were chosen based on the specific context of the image and question.
+
+  </justify>
+
+</rubric>
+
+
+
+<eval>
+
+  [Provide a detailed comparison]
+
+  - Use <quote_1> or <summary_1> for Chatbot 1's performance.
+
+  - Use <quote_2> or <summary_2> for Chatbot 2's performance.
+
+  - Compare how each chatbot met or failed each specific rubric item.
+
+</eval>
+
+
+
+<answer>1/2</answer>
+"""
+
+# The release's pair text: a literal ``<image>`` line first (the image content
+# item is sent as well), then our pair template.
+RELEASE_PAIR_TEMPLATE = "<image>\n" + GRM_PAIR_TEMPLATE
+
+
 def grm_prompt(question: str, response_1: str, response_2: str) -> str:
     """The GRM's user text for one pair (the image goes before it).
 
@@ -81,6 +163,16 @@ def grm_prompt(question: str, response_1: str, response_2: str) -> str:
     """
     pair = GRM_PAIR_TEMPLATE.format(question=question, response_1=response_1, response_2=response_2)
     return f"{GRM_INSTRUCTION}\n{pair}"
+
+
+def release_grm_prompt(question: str, response_1: str, response_2: str) -> str:
+    """The release eval scripts' user text for one pair (their ``qs``), character for character.
+
+    >>> release_grm_prompt("Q?", "a", "b").split("</answer>")[1].startswith("\\n<image>\\n[Client Question]")
+    True
+    """
+    pair = RELEASE_PAIR_TEMPLATE.format(question=question, response_1=response_1, response_2=response_2)
+    return RELEASE_GRM_INSTRUCTION + pair
 
 
 def proxy_prompt(question: str, response_1: str, response_2: str, rubric: str) -> str:
