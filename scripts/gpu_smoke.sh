@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One GRPO step end to end on a GPU node: the tiny model, the vLLM rollout, our reward function and a
-# local proxy service (vLLM backend). Needs a CUDA GPU and the RL environment (requirements_rl.txt).
+# local proxy service (vLLM backend), with production's settings (flash-attn actor, fused kernels,
+# remove-padding, the preflight). Needs a CUDA GPU and the RL environment (requirements_rl.txt).
 #   bash scripts/gpu_smoke.sh            # writes outputs/gpu_smoke/
-# Environment: OUT_DIR [outputs/gpu_smoke], PYTHON [python], PROXY_PORT [18000], CUDA_VISIBLE_DEVICES [0].
+# Environment: OUT_DIR [outputs/gpu_smoke], PYTHON [python3], PROXY_PORT [18000], CUDA_VISIBLE_DEVICES [0].
 # Extra arguments are Hydra overrides for the GRPO step.
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$REPO_ROOT"
 OUT_DIR="${OUT_DIR:-outputs/gpu_smoke}"
-PYTHON="${PYTHON:-python}"
 PROXY_PORT="${PROXY_PORT:-18000}"
 TEACHER_PORT="${TEACHER_PORT:-18001}"
 export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
@@ -26,7 +27,7 @@ echo "== tiny model and data (deterministic local teacher)"
 "$PYTHON" data_prep/make_fixtures.py --out "$OUT_DIR/sources" --n-per-source 8
 "$PYTHON" -m proxy_grm.data.teacher_stub --host 127.0.0.1 --port "$TEACHER_PORT" > "$OUT_DIR/teacher.log" 2>&1 &
 pids+=("$!")
-"$PYTHON" -m proxy_grm.launch.preflight --wait-s 60 "http://127.0.0.1:$TEACHER_PORT"
+bash scripts/preflight.sh health --wait-s 60 "http://127.0.0.1:$TEACHER_PORT"
 sources=""
 for spec in "$OUT_DIR"/sources/*; do sources+="$(basename "$spec")=$spec "; done
 SOURCES="$sources" TEACHER_URLS="http://127.0.0.1:$TEACHER_PORT/v1" TEACHER_MODEL=teacher-stub \
@@ -42,14 +43,13 @@ pids+=("$!")
 echo "== one GRPO step"
 MODEL_PATH="$OUT_DIR/model" TRAIN_FILES="$rl_file" VAL_FILES="$rl_file" \
   PROXY_URLS="http://127.0.0.1:$PROXY_PORT" PROXY_WAIT_S=600 N_GPUS_PER_NODE=1 ROLLOUT_TP=1 \
-  LOGGER='["console"]' SAVE_DIR="$OUT_DIR/checkpoints" PYTHON="$PYTHON" \
+  REPORT_TO=none SAVE_DIR="$OUT_DIR/checkpoints" PYTHON="$PYTHON" \
   bash scripts/rl/train_proxy_grm.sh \
   data.train_batch_size=4 data.max_prompt_length=4096 data.max_response_length=128 \
   actor_rollout_ref.actor.ppo_mini_batch_size=4 actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2 \
   actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2 \
   actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2 \
   actor_rollout_ref.rollout.n=2 actor_rollout_ref.rollout.gpu_memory_utilization=0.3 \
-  actor_rollout_ref.model.use_fused_kernels=False \
   trainer.total_training_steps=1 trainer.save_freq=-1 trainer.test_freq=-1 trainer.val_before_train=False \
   "$@"
 echo "== GPU smoke passed: one GRPO step with the proxy reward"

@@ -12,12 +12,15 @@
 # Optional (defaults in brackets):
 #   OUT_DIR [outputs/data]  TEACHER_MODEL [Qwen/Qwen3-VL-235B-A22B-Instruct]  API_KEY_ENV [OPENAI_API_KEY]
 #   MAX_PAIRS [60000]  GRM_SFT_SIZE [10000]  PROXY_SFT_SIZE [5000]  PROXY_RL_SIZE [10000]  GRM_RL_SIZE [35000]
-#   CONCURRENCY [16]  MAX_TOKENS [4096]  SEED [0]  VERL_IMAGES [bytes|path]  PYTHON [python]
+#   CONCURRENCY [16]  MAX_TOKENS [4096]  SEED [0]  VERL_IMAGES [bytes|path]  PYTHON [python3]
 # Extra arguments go to stage 1 (filter thresholds, e.g. --max-length-ratio 3 --limit mmif=10000).
 set -euo pipefail
 
-: "${SOURCES:?set SOURCES, e.g. SOURCES=\"rlaif_v=openbmb/RLAIF-V-Dataset\"}"
-: "${TEACHER_URLS:?set TEACHER_URLS, e.g. TEACHER_URLS=\"http://127.0.0.1:8000/v1\"}"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_vars \
+  SOURCES="space-separated NAME=SPEC, e.g. SOURCES=\"rlaif_v=openbmb/RLAIF-V-Dataset\"" \
+  TEACHER_URLS="OpenAI-compatible base URLs, e.g. TEACHER_URLS=\"http://127.0.0.1:8000/v1\""
 OUT_DIR="${OUT_DIR:-outputs/data}"
 TEACHER_MODEL="${TEACHER_MODEL:-Qwen/Qwen3-VL-235B-A22B-Instruct}"
 API_KEY_ENV="${API_KEY_ENV:-OPENAI_API_KEY}"
@@ -30,7 +33,6 @@ CONCURRENCY="${CONCURRENCY:-16}"
 MAX_TOKENS="${MAX_TOKENS:-4096}"
 SEED="${SEED:-0}"
 VERL_IMAGES="${VERL_IMAGES:-bytes}"
-PYTHON="${PYTHON:-python}"
 
 source_args=()
 read -r -a source_specs <<< "${SOURCES}"
@@ -38,6 +40,7 @@ for spec in "${source_specs[@]}"; do
   source_args+=(--source "${spec}")
 done
 url_args=()
+# shellcheck disable=SC2153  # TEACHER_URLS is checked by require_vars
 read -r -a teacher_urls <<< "${TEACHER_URLS}"
 for url in "${teacher_urls[@]}"; do
   url_args+=(--base-url "${url}")

@@ -1,36 +1,57 @@
 #!/usr/bin/env bash
-# Shared by the RL launchers (sourced, not run): variable checks and the launch/dry-run step.
+# Shared by the RL launchers (sourced, not run): the release's variable names, cluster and logging
+# defaults, the GRPO overrides both launchers pass to verl, and the preflight + launch step.
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source-path=SCRIPTDIR source=../lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-# Cluster, run-length and logging defaults both launchers share (the release: 1 node, 8 GPUs).
+# The release README's names for the same settings.
+release_alias MODEL_PATH model_path
+release_alias TRAIN_FILES train_file
+release_alias VAL_FILES test_file
+release_alias SAVE_DIR save_path
+release_alias PROJECT_NAME project_name
+release_alias EXPERIMENT_NAME experiment_name
+release_alias TOTAL_EPOCHS epochs
+release_alias CUDA_VISIBLE_DEVICES gpus
+if [[ -n "${ip:-}" && -n "${PROXY_URLS:-}" ]]; then
+  log "PROXY_URLS is set; the release's ip/api_port are ignored"
+elif [[ -n "${ip:-}" ]]; then
+  PROXY_URLS="http://${ip}:${api_port:-20240}"
+  log "PROXY_URLS=${PROXY_URLS} taken from the release's ip and api_port"
+fi
+release_alias USE_PROXY use_api
+release_alias USE_FORMAT use_format
+select_logger
+
+# Cluster and run-length defaults (the release: 1 node, 8 GPUs).
 NNODES="${NNODES:-1}"
+if [[ -z "${N_GPUS_PER_NODE:-}" && -n "${CUDA_VISIBLE_DEVICES:-}" ]]; then
+  N_GPUS_PER_NODE="$(cuda_device_count)"
+fi
 N_GPUS_PER_NODE="${N_GPUS_PER_NODE:-8}"
 ROLLOUT_ENGINE="${ROLLOUT_ENGINE:-vllm}"
 ROLLOUT_TP="${ROLLOUT_TP:-2}"
 TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
 PROJECT_NAME="${PROJECT_NAME:-proxy_grm}"
-LOGGER="${LOGGER:-[\"console\",\"swanlab\"]}"
+# The one pixel budget (README, "Image size"): the RL rows carry it per image; this is the
+# fallback qwen-vl-utils reads for rows written without one.
+export MAX_PIXELS="${MAX_PIXELS:-1003520}"
+
+# The release's GRPO hyperparameters; each launcher may set other defaults before sourcing.
+TRAIN_BATCH_SIZE="${TRAIN_BATCH_SIZE:-256}"
+PPO_MINI_BATCH_SIZE="${PPO_MINI_BATCH_SIZE:-128}"
+MICRO_BATCH_SIZE_PER_GPU="${MICRO_BATCH_SIZE_PER_GPU:-8}"
+LR="${LR:-3e-7}"
+KL_LOSS_COEF="${KL_LOSS_COEF:-0.01}"
+ROLLOUT_N="${ROLLOUT_N:-8}"
+GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.6}"
+SAVE_FREQ="${SAVE_FREQ:-5}"
+TEST_FREQ="${TEST_FREQ:-1}"
 
 # The reward function verl loads by path (absolute, so any working directory works).
 reward_file() {
   echo "${REPO_ROOT}/verl/proxy_grm_reward.py"
-}
-
-# require_vars NAME="what to set" ...: fail before any work, naming every missing variable.
-require_vars() {
-  local missing=0 spec name
-  for spec in "$@"; do
-    name="${spec%%=*}"
-    if [[ -z "${!name:-}" ]]; then
-      echo "error: set ${name} (${spec#*=})" >&2
-      missing=1
-    fi
-  done
-  if (( missing )); then
-    exit 2
-  fi
 }
 
 # hydra_list "a, b,c" -> [a,b,c]
@@ -39,29 +60,23 @@ hydra_list() {
   echo "[${joined}]"
 }
 
-is_dry_run() {
-  [[ "${DRY_RUN:-0}" == "1" ]]
-}
-
-# check_proxies "URL[,URL...]": every proxy replica must answer /health before any GPU work.
-check_proxies() {
-  "${PYTHON}" -m proxy_grm.launch.preflight --wait-s "${PROXY_WAIT_S:-60}" "$1"
-}
-
-# launch_verl OVERRIDE... : print the exact command (DRY_RUN=1) or run verl's PPO trainer.
-launch_verl() {
-  local cmd=("${PYTHON}" -m verl.trainer.main_ppo "$@")
-  if is_dry_run; then
-    printf '%q ' "${cmd[@]}"
-    printf '\n'
-    exit 0
+# verl_logger: trainer.logger for REPORT_TO (verl/utils/tracking.py names the backends).
+verl_logger() {
+  if [[ "${REPORT_TO}" == "none" ]]; then
+    echo '["console"]'
+  else
+    echo "[\"console\",\"${REPORT_TO}\"]"
   fi
-  set -x
-  exec "${cmd[@]}"
 }
 
-# grpo_overrides: the GRPO settings both launchers share, from the variables the caller set
-# (data, model, batch sizes, KL, rollout, trainer); the caller adds its reward overrides.
+# launch_verl OVERRIDE... : preflight on the composed config, then print (DRY_RUN=1) or run verl's trainer.
+launch_verl() {
+  preflight rl -- "$@"
+  run_or_print "${PYTHON}" -m verl.trainer.main_ppo "$@"
+}
+
+# grpo_overrides: the GRPO settings both launchers share (data, model, batch sizes, KL, rollout,
+# trainer); the caller adds its reward overrides.
 grpo_overrides() {
   # shellcheck disable=SC2034  # read by the launcher that called this
   GRPO_OVERRIDES=(
@@ -69,9 +84,9 @@ grpo_overrides() {
     algorithm.use_kl_in_reward=False
     data.train_files="${TRAIN_FILES}"
     data.val_files="${VAL_FILES}"
-    data.train_batch_size="${train_batch_size}"
-    data.max_prompt_length="${max_prompt_length}"
-    data.max_response_length="${max_response_length}"
+    data.train_batch_size="${TRAIN_BATCH_SIZE}"
+    data.max_prompt_length="${MAX_PROMPT_LENGTH}"
+    data.max_response_length="${MAX_RESPONSE_LENGTH}"
     data.filter_overlong_prompts=True
     data.truncation=error
     data.image_key=images
@@ -79,34 +94,33 @@ grpo_overrides() {
     actor_rollout_ref.model.use_remove_padding=True
     actor_rollout_ref.model.use_fused_kernels=True
     actor_rollout_ref.model.enable_gradient_checkpointing=True
-    actor_rollout_ref.actor.optim.lr="${lr}"
-    actor_rollout_ref.actor.ppo_mini_batch_size="${ppo_mini_batch_size}"
-    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="${micro_batch_size_per_gpu}"
+    actor_rollout_ref.actor.optim.lr="${LR}"
+    actor_rollout_ref.actor.ppo_mini_batch_size="${PPO_MINI_BATCH_SIZE}"
+    actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"
     actor_rollout_ref.actor.use_kl_loss=True
-    actor_rollout_ref.actor.kl_loss_coef="${kl_loss_coef}"
+    actor_rollout_ref.actor.kl_loss_coef="${KL_LOSS_COEF}"
     actor_rollout_ref.actor.kl_loss_type=low_var_kl
     actor_rollout_ref.actor.entropy_coeff=0
     actor_rollout_ref.actor.fsdp_config.param_offload=False
     actor_rollout_ref.actor.fsdp_config.optimizer_offload=False
     actor_rollout_ref.rollout.name="${ROLLOUT_ENGINE}"
-    actor_rollout_ref.rollout.n="${rollout_n}"
+    actor_rollout_ref.rollout.n="${ROLLOUT_N}"
     actor_rollout_ref.rollout.tensor_model_parallel_size="${ROLLOUT_TP}"
-    actor_rollout_ref.rollout.gpu_memory_utilization="${gpu_memory_utilization}"
-    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="${micro_batch_size_per_gpu}"
+    actor_rollout_ref.rollout.gpu_memory_utilization="${GPU_MEMORY_UTILIZATION}"
+    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"
     actor_rollout_ref.rollout.enable_chunked_prefill=False
     actor_rollout_ref.rollout.enforce_eager=True
     actor_rollout_ref.rollout.free_cache_engine=True
-    +actor_rollout_ref.rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache=True
-    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="${micro_batch_size_per_gpu}"
+    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"
     actor_rollout_ref.ref.fsdp_config.param_offload=True
     trainer.critic_warmup=0
-    trainer.logger="${LOGGER}"
+    trainer.logger="$(verl_logger)"
     trainer.project_name="${PROJECT_NAME}"
     trainer.experiment_name="${EXPERIMENT_NAME}"
     trainer.n_gpus_per_node="${N_GPUS_PER_NODE}"
     trainer.nnodes="${NNODES}"
-    trainer.save_freq="${save_freq}"
-    trainer.test_freq="${test_freq}"
+    trainer.save_freq="${SAVE_FREQ}"
+    trainer.test_freq="${TEST_FREQ}"
     trainer.log_val_generations=2
     trainer.default_local_dir="${SAVE_DIR}"
     trainer.total_epochs="${TOTAL_EPOCHS}"

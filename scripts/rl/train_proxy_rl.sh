@@ -9,11 +9,13 @@
 #   MODEL_PATH=ckpt/proxy_sft TRAIN_FILES=data/proxy_rl/train.parquet VAL_FILES=data/proxy_rl/val.parquet \
 #   bash scripts/rl/train_proxy_rl.sh [hydra overrides]
 #
-# Environment: MODEL_PATH, TRAIN_FILES, VAL_FILES (required); NNODES, N_GPUS_PER_NODE,
-# ROLLOUT_ENGINE, ROLLOUT_TP, TOTAL_EPOCHS, PROJECT_NAME, EXPERIMENT_NAME, SAVE_DIR, LOGGER,
-# PYTHON, DRY_RUN=1 (print the command and exit). Extra arguments are Hydra overrides, passed last.
+# Environment: MODEL_PATH, TRAIN_FILES, VAL_FILES (required); the cluster, logger, size and
+# PREFLIGHT/DRY_RUN variables of train_proxy_grm.sh. Extra arguments are Hydra overrides, passed last.
 set -euo pipefail
 
+# The proxy prompt carries a rubric, its answer is short.
+MAX_PROMPT_LENGTH="${MAX_PROMPT_LENGTH:-6144}"
+MAX_RESPONSE_LENGTH="${MAX_RESPONSE_LENGTH:-4096}"
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
@@ -24,19 +26,6 @@ require_vars \
 
 EXPERIMENT_NAME="${EXPERIMENT_NAME:-proxy_rl}"
 SAVE_DIR="${SAVE_DIR:-checkpoints/${PROJECT_NAME}/${EXPERIMENT_NAME}}"
-
-# The Proxy-GRM GRPO settings; the proxy prompt carries a rubric, its answer is short.
-train_batch_size=256
-max_prompt_length=6144
-max_response_length=4096
-lr=3e-7
-ppo_mini_batch_size=128
-micro_batch_size_per_gpu=8
-kl_loss_coef=0.01
-rollout_n=8
-gpu_memory_utilization=0.6
-save_freq=5
-test_freq=1
 
 grpo_overrides
 launch_verl "${GRPO_OVERRIDES[@]}" \

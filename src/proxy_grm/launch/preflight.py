@@ -1,12 +1,16 @@
-"""Pre-flight check: every proxy replica answers ``GET /health`` before training starts.
+"""Preflight: the checks a launch needs, in seconds, before any GPU hour burns.
 
-    python -m proxy_grm.launch.preflight [--wait-s 60] URL[,URL...] [URL ...]
+    bash scripts/preflight.sh rl  -- HYDRA_OVERRIDES...   # what scripts/rl/*.sh run first
+    bash scripts/preflight.sh sft --gpus 8 --attn-impl flash_attn --report-to none --data D --model-path M --save-dir O
+    bash scripts/preflight.sh proxy                       # a node that will serve proxy/proxy.py
+    bash scripts/preflight.sh health URL[,URL...]         # only: every proxy replica answers /health
 
-A URL may be a base (``http://host:port``) or the scoring endpoint. Replicas that
-are still loading get ``--wait-s`` seconds. Exit 0 when all are healthy, else 1
-with one line per unhealthy URL saying why. Sends ``Authorization: Bearer
-$PROXY_GRM_API_KEY`` when that variable is set. Standard library only, so it runs
-before anything heavy is imported.
+Prints one line per problem with what to do, ``ok`` lines for the checks that
+pass, and exits 1 when anything failed. The RL stage reads everything from verl's
+own config composed from the launcher's overrides (so the GPU count, batch sizes,
+logger, data files, proxy URLs and save dir are the ones the trainer will see).
+``PREFLIGHT_SKIP=images,disk`` skips named checks. ``PROXY_GRM_API_KEY`` is sent
+to the proxies.
 """
 
 from __future__ import annotations
@@ -14,62 +18,128 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 
-from proxy_grm.reward.settings import base_url, endpoint_url
+from proxy_grm.launch import checks
+from proxy_grm.launch.checks import Problem
 
-
-def health_url(url: str) -> str:
-    """``http://host:port/health`` for a base or endpoint URL.
-
-    >>> health_url("http://10.0.0.7:8000/get_reward_mllm")
-    'http://10.0.0.7:8000/health'
-    """
-    return base_url(endpoint_url(url)) + "/health"
+Check = tuple[str, Callable[[], list[Problem]]]
 
 
-def probe(url: str, api_key: str | None, timeout_s: float = 5.0) -> str | None:
-    """None when ``url`` answers 200, else why not."""
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return None if response.status == 200 else f"HTTP {response.status}"
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError) as error:
-        return str(getattr(error, "reason", error))
+def run_checks(selected: list[Check], skip: set[str]) -> int:
+    """Run each check (none raises: an unexpected error is a problem line too); 1 if any failed."""
+    failed = 0
+    for name, check in selected:
+        if name in skip:
+            print(f"preflight: skip {name}", file=sys.stderr)
+            continue
+        try:
+            problems = check()
+        except Exception as error:  # a check that breaks is a failed check, shown as one line, not a traceback
+            problems = [Problem(name, f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}")]
+        for problem in problems:
+            print(f"preflight: FAIL {problem}", file=sys.stderr)
+        if not problems:
+            print(f"preflight: ok {name}", file=sys.stderr)
+        failed += bool(problems)
+    if failed:
+        print(f"preflight: {failed} check(s) failed", file=sys.stderr)
+    return 1 if failed else 0
 
 
-def wait_healthy(urls: list[str], wait_s: float, api_key: str | None) -> dict[str, str]:
-    """Poll until every health URL answers or ``wait_s`` passes; returns the failures."""
-    pending = {health_url(url): "not probed" for url in urls}
-    deadline = time.monotonic() + wait_s
-    while True:
-        pending = {url: cause for url in pending if (cause := probe(url, api_key)) is not None}
-        if not pending or time.monotonic() >= deadline:
-            return pending
-        time.sleep(1.0)
+def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | None) -> list[Check]:
+    """The RL launch, read from verl's composed config."""
+    config, batch_problems = checks.verl_problems(overrides)
+    model, trainer = config.actor_rollout_ref.model, config.trainer
+    reward = config.reward.custom_reward_function.get("reward_kwargs") or {}
+    proxy_urls = [str(url) for url in reward.get("proxy_url") or []] if reward.get("use_proxy", True) else []
+    attention = (model.get("override_config") or {}).get("attn_implementation", "flash_attention_2")
+    files = checks.split_files(config.data.train_files)
+    selected: list[Check] = [
+        ("cuda", lambda: checks.check_cuda(trainer.n_gpus_per_node)),
+        ("versions", lambda: checks.check_versions(repo / "requirements_rl.txt")),
+        ("batch", lambda: batch_problems),
+        ("logger", lambda: checks.check_logger(list(trainer.logger))),
+        ("images", lambda: checks.check_images(files, proxy_urls, api_key)),
+        ("disk", lambda: checks.check_disk(Path(trainer.default_local_dir), str(model.path))),
+        ("engines", checks.check_stray_engines),
+    ]
+    if attention == "flash_attention_2":
+        selected.insert(2, ("flash-attn", lambda: checks.check_flash_attn(
+            "verl's actor (attn_implementation=flash_attention_2, verl/workers/config/model.py)")))
+    if proxy_urls:
+        selected.insert(4, ("proxy", lambda: checks.check_proxies(proxy_urls, wait_s, api_key)))
+    return selected
+
+
+def sft_checks(args: argparse.Namespace) -> list[Check]:
+    selected: list[Check] = [
+        ("cuda", lambda: checks.check_cuda(args.gpus)),
+        ("versions", lambda: checks.check_versions(args.repo / "requirements_sft.txt")),
+        ("logger", lambda: checks.check_logger([args.report_to])),
+        ("images", lambda: checks.check_images([args.data], [], None)),
+        ("disk", lambda: checks.check_disk(args.save_dir, args.model_path)),
+        ("engines", checks.check_stray_engines),
+    ]
+    if args.attn_impl == "flash_attn":
+        selected.insert(2, ("flash-attn", lambda: checks.check_flash_attn("ms-swift's --attn_impl flash_attn")))
+    return selected
+
+
+def proxy_checks(repo: Path) -> list[Check]:
+    return [
+        ("cuda", lambda: checks.check_cuda(1)),
+        ("versions", lambda: checks.check_versions(repo / "requirements_rl.txt")),
+        ("engines", checks.check_stray_engines),
+    ]
+
+
+def split_urls(values: list[str]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", type=Path, default=Path.cwd(),
+                        help="the checkout whose requirement files hold the pins (the launchers pass theirs)")
+    stages = parser.add_subparsers(dest="stage", required=True)
+    rl = stages.add_parser("rl", help="a verl GRPO launch (pass the launcher's Hydra overrides after --)")
+    rl.add_argument("overrides", nargs="*")
+    rl.add_argument("--wait-s", type=float, default=float(os.environ.get("PROXY_WAIT_S", 60)),
+                    help="how long to wait for proxy replicas that are still loading")
+    sft = stages.add_parser("sft", help="an ms-swift SFT launch")
+    sft.add_argument("--gpus", type=int, required=True)
+    sft.add_argument("--attn-impl", default="flash_attn")
+    sft.add_argument("--report-to", default="none")
+    sft.add_argument("--data", type=Path, required=True)
+    sft.add_argument("--model-path", required=True)
+    sft.add_argument("--save-dir", type=Path, required=True)
+    stages.add_parser("proxy", help="a node that serves the proxy with vLLM")
+    health = stages.add_parser("health", help="proxy replicas answer /health")
+    health.add_argument("urls", nargs="+", help="base URLs (comma-separated lists are split)")
+    health.add_argument("--wait-s", type=float, default=60.0)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("urls", nargs="+", help="proxy base URLs (comma-separated lists are split)")
-    parser.add_argument("--wait-s", type=float, default=60.0, help="how long to wait for loading replicas")
-    args = parser.parse_args(argv)
-    urls = [part.strip() for arg in args.urls for part in arg.split(",") if part.strip()]
-    try:
-        failures = wait_healthy(urls, args.wait_s, os.environ.get("PROXY_GRM_API_KEY") or None)
-    except ValueError as error:
-        print(f"preflight: {error}", file=sys.stderr)
-        return 1
-    for url, cause in failures.items():
-        print(f"preflight: proxy {url} is not healthy after {args.wait_s:g}s ({cause}); start it with "
-              "`python proxy/proxy.py --model-path ...` or fix PROXY_URLS", file=sys.stderr)
-    if not failures:
-        print(f"preflight: {len(urls)} proxy replica(s) healthy", file=sys.stderr)
-    return 1 if failures else 0
+    args = build_parser().parse_args(argv)
+    api_key = os.environ.get("PROXY_GRM_API_KEY") or None
+    skip = set(split_urls([os.environ.get("PREFLIGHT_SKIP", "")]))
+    if args.stage == "health":
+        urls = split_urls(args.urls)
+        return run_checks([("proxy", lambda: checks.check_proxies(urls, args.wait_s, api_key))], skip)
+    if args.stage == "rl":
+        try:
+            selected = rl_checks(args.repo, args.overrides, args.wait_s, api_key)
+        except Exception as error:  # Hydra rejects an override: one line, as every other problem
+            print(f"preflight: FAIL config: {type(error).__name__}: {error}".splitlines()[0], file=sys.stderr)
+            return 1
+    elif args.stage == "sft":
+        selected = sft_checks(args)
+    else:
+        selected = proxy_checks(args.repo)
+    return run_checks(selected, skip)
 
 
 if __name__ == "__main__":

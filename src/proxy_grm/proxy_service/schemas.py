@@ -75,6 +75,22 @@ class BatchRequest(BaseModel):
     items: Annotated[list[RewardItem], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
 
 
+class ImageCheckRequest(BaseModel):
+    """Image references a trainer will send; the preflight asks which of them this node cannot read."""
+
+    images: Annotated[list[Annotated[StrictStr, Field(max_length=MAX_IMAGE_CHARS)]],
+                      Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+
+class UnreadableImage(BaseModel):
+    image: str
+    reason: str
+
+
+class ImageCheckResponse(BaseModel):
+    unreadable: list[UnreadableImage]
+
+
 class HealthResponse(BaseModel):
     status: str
     model: str

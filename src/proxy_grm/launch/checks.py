@@ -1,0 +1,344 @@
+"""The preflight's checks: each returns the problems it found, one line each, with what to do.
+
+A check never raises for a problem it is there to find; ``preflight`` turns any
+other exception into a problem line too, so a user sees no traceback. Heavy
+imports (torch, verl, pyarrow) happen inside the check that needs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import warnings
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from proxy_grm.reward.settings import base_url, endpoint_url
+
+# The oldest Linux driver each CUDA major version runs on (NVIDIA's CUDA compatibility table, minor-version
+# compatibility: any 13.x runtime on >= 580, any 12.x on >= 525).
+MIN_DRIVER = {13: Version("580.65.06"), 12: Version("525.60.13"), 11: Version("450.80.02")}
+CHECKPOINT_BYTES_PER_WEIGHT_BYTE = 7  # bf16 weights + fp32 master copy + two fp32 Adam moments: 14 B / 2 B
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing that would fail the launch, and how to fix it."""
+
+    check: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.message}"
+
+
+def nvidia_driver() -> Version | None:
+    """The NVIDIA driver version nvidia-smi reports, or None when there is no driver."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    versions = [line.strip() for line in out.splitlines() if line.strip()]
+    return Version(versions[0]) if versions else None
+
+
+def driver_problem(torch_cuda: str, driver: Version) -> str | None:
+    """Why ``driver`` cannot run a torch built for CUDA ``torch_cuda``, or None.
+
+    >>> driver_problem("13.0", Version("570.124.06"))
+    'driver 570.124.6 is older than 580.65.6, the oldest that runs CUDA 13.0 (torch was built for it): update the driver or install the torch build for your CUDA (README, GPU set-up)'
+    >>> driver_problem("12.8", Version("570.124.06")) is None
+    True
+    """
+    major = int(torch_cuda.split(".")[0])
+    need = MIN_DRIVER.get(major)
+    if need is None or driver >= need:
+        return None
+    return (f"driver {driver} is older than {need}, the oldest that runs CUDA {torch_cuda} (torch was built for it): "
+            "update the driver or install the torch build for your CUDA (README, GPU set-up)")
+
+
+def check_cuda(gpus: int) -> list[Problem]:
+    """CUDA devices visible, as many as the launch uses, and a driver new enough for the installed torch."""
+    try:
+        import torch
+    except ImportError:
+        return [Problem("cuda", "torch is not installed in this environment (README, GPU set-up)")]
+    driver = nvidia_driver()
+    if torch.version.cuda is None:
+        return [Problem("cuda", f"torch {torch.__version__} is a CPU build: install the CUDA build (README, GPU set-up)")]
+    if driver is None:
+        return [Problem("cuda", "no NVIDIA driver found (nvidia-smi is not on PATH): run on a GPU node")]
+    problems = []
+    if (why := driver_problem(torch.version.cuda, driver)) is not None:
+        problems.append(Problem("cuda", why))
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if visible < gpus:
+        problems.append(Problem("cuda", f"{visible} CUDA device(s) visible, the launch uses {gpus}: check "
+                                        f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}"))
+    return problems
+
+
+def pinned_requirements(path: Path) -> list[Requirement]:
+    """The ``==`` pins of a requirement file (a direct wheel URL counts as a pin of its file name's version)."""
+    pins = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as error:
+            raise ValueError(f"{path}:{number}: {error}") from None
+        if requirement.marker is not None and not requirement.marker.evaluate():
+            continue
+        if requirement.url:
+            wheel = requirement.url.rsplit("/", 1)[-1]
+            requirement = Requirement(f"{requirement.name}=={wheel.split('-')[1].split('+')[0]}")
+        if any(spec.operator == "==" for spec in requirement.specifier):
+            pins.append(requirement)
+    return pins
+
+
+def installed_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def check_versions(requirement_file: Path) -> list[Problem]:
+    """Every ``==`` pin of the requirement file is what is installed (a local build tag like +cu128 is fine)."""
+    problems = []
+    for requirement in pinned_requirements(requirement_file):
+        want = next(spec.version for spec in requirement.specifier if spec.operator == "==")
+        have = installed_version(requirement.name)
+        if have is None:
+            problems.append(Problem("versions", f"{requirement.name} is not installed, {requirement_file.name} pins "
+                                                f"{want}: pip install -r {requirement_file.name}"))
+        elif Version(have).public != Version(want).public:
+            problems.append(Problem("versions", f"{requirement.name} {have} is installed, {requirement_file.name} pins "
+                                                f"{want}: pip install -r {requirement_file.name}"))
+    return problems
+
+
+def check_flash_attn(why: str) -> list[Problem]:
+    """flash-attn imports (it is a compiled extension: an ABI mismatch with torch shows here, not at model load)."""
+    try:
+        import flash_attn  # noqa: F401
+    except Exception as error:  # ImportError, or an undefined-symbol OSError from a wheel built for another torch
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return [Problem("flash-attn", f"cannot import flash_attn ({first}); {why} needs it: install the wheel in "
+                                      "requirements_rl.txt or `pip install flash-attn==2.8.3 --no-build-isolation`")]
+    return []
+
+
+def check_logger(backends: list[str]) -> list[Problem]:
+    """The logger's credentials exist before the models load (verl/utils/tracking.py and ms-swift read these)."""
+    problems = []
+    if "swanlab" in backends:
+        mode = os.environ.get("SWANLAB_MODE", "cloud")
+        saved = Path(os.environ.get("SWANLAB_SAVE_DIR", Path.home() / ".swanlab")) / ".netrc"
+        if mode == "cloud" and not os.environ.get("SWANLAB_API_KEY") and not saved.is_file():
+            problems.append(Problem("logger", "swanlab in cloud mode needs SWANLAB_API_KEY (or `swanlab login`); "
+                                              "or set SWANLAB_MODE=local, or REPORT_TO=none"))
+    if "wandb" in backends:
+        mode = os.environ.get("WANDB_MODE", "online")
+        netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
+        logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="replace")
+        if mode not in {"offline", "disabled", "dryrun"} and not os.environ.get("WANDB_API_KEY") and not logged_in:
+            problems.append(Problem("logger", "wandb needs WANDB_API_KEY (or `wandb login`); or set WANDB_MODE=offline, "
+                                              "or REPORT_TO=none"))
+    return problems
+
+
+def health_url(url: str) -> str:
+    """``http://host:port/health`` for a base or endpoint URL.
+
+    >>> health_url("http://10.0.0.7:8000/get_reward_mllm")
+    'http://10.0.0.7:8000/health'
+    """
+    return base_url(endpoint_url(url)) + "/health"
+
+
+def _request(url: str, api_key: str | None, body: Any = None, timeout_s: float = 10.0) -> Any:
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    data = None
+    if body is not None:
+        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
+    with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=timeout_s) as reply:
+        return json.loads(reply.read() or b"null")
+
+
+def probe(url: str, api_key: str | None, timeout_s: float = 5.0) -> str | None:
+    """None when ``url`` answers 200, else why not."""
+    try:
+        _request(url, api_key, timeout_s=timeout_s)
+        return None
+    except urllib.error.HTTPError as error:
+        return f"HTTP {error.code}"
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return str(getattr(error, "reason", error))
+
+
+def check_proxies(urls: list[str], wait_s: float, api_key: str | None) -> list[Problem]:
+    """Every proxy replica answers ``/health`` (with the API key), replicas still loading get ``wait_s``."""
+    pending = {health_url(url): "not probed" for url in urls}
+    deadline = time.monotonic() + wait_s
+    while True:
+        pending = {url: cause for url in pending if (cause := probe(url, api_key)) is not None}
+        if not pending or time.monotonic() >= deadline:
+            break
+        time.sleep(1.0)
+    return [Problem("proxy", f"{url} is not healthy after {wait_s:g}s ({cause}): start it with "
+                             "`python proxy/proxy.py --model-path ...` or fix PROXY_URLS")
+            for url, cause in pending.items()]
+
+
+def _open_here(ref: Any) -> str | None:
+    """Why an image entry of a training row does not open on this node, or None."""
+    from proxy_grm.images import ImageLoadError, load_image
+
+    if isinstance(ref, dict):
+        if ref.get("bytes"):
+            return None
+        ref = ref.get("image") or ref.get("path")
+    try:
+        load_image(str(ref))
+    except ImageLoadError as error:
+        return str(error)
+    return None
+
+
+def sample_rows(files: list[Path], sample: int) -> list[dict[str, Any]]:
+    """The first ``sample`` rows of a set of training files (verl parquet or ms-swift JSONL)."""
+    rows: list[dict[str, Any]] = []
+    for path in files:
+        if len(rows) >= sample:
+            break
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            parquet = pq.ParquetFile(path)
+            columns = [c for c in ("images", "extra_info") if c in parquet.schema_arrow.names]
+            for batch in parquet.iter_batches(batch_size=sample, columns=columns):
+                rows += batch.to_pylist()[: sample - len(rows)]
+                break
+        else:
+            with path.open() as handle:
+                for line in handle:
+                    if line.strip():
+                        rows.append(json.loads(line))
+                    if len(rows) >= sample:
+                        break
+    return rows
+
+
+def check_images(files: list[Path], proxy_urls: list[str], api_key: str | None, sample: int = 16) -> list[Problem]:
+    """A sample of the training rows' images opens here, and the proxy can read the paths it will be sent."""
+    missing = [str(path) for path in files if not path.is_file()]
+    if missing:
+        return [Problem("images", f"training file not found: {', '.join(missing)}")]
+    rows = sample_rows(files, sample)
+    local = [(ref, why) for row in rows for ref in row.get("images") or [] if (why := _open_here(ref))]
+    problems = [Problem("images", f"{len(local)} of the sampled rows' images do not open on this node, e.g. {local[0][1]}")
+                ] if local else []
+    proxy_refs = sorted({str(row["extra_info"]["image"]) for row in rows
+                         if isinstance(row.get("extra_info"), dict) and row["extra_info"].get("image")})
+    for url in proxy_urls if proxy_refs else []:
+        check_url = base_url(endpoint_url(url)) + "/check_images"
+        try:
+            unreadable = _request(check_url, api_key, {"images": proxy_refs})["unreadable"]
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as error:
+            problems.append(Problem("images", f"{check_url} did not answer ({getattr(error, 'reason', error)})"))
+            continue
+        if unreadable:
+            problems.append(Problem("images", f"the proxy at {url} cannot read {len(unreadable)} of {len(proxy_refs)} "
+                                              f"sampled image paths, e.g. {unreadable[0]['reason']}: it reads "
+                                              "extra_info.image on its own node, so give it the same file system "
+                                              "(or --image-root)"))
+    return problems
+
+
+def weights_bytes(model_path: str) -> int | None:
+    """The size of a local checkpoint's weight files, None for a hub id."""
+    folder = Path(model_path)
+    if not folder.is_dir():
+        return None
+    return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in {".safetensors", ".bin"}) or None
+
+
+def check_disk(save_dir: Path, model_path: str, min_free_gb: float = 50.0) -> list[Problem]:
+    """Free space where checkpoints go: one checkpoint with optimizer state (about 7x the bf16 weights)."""
+    existing = save_dir.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    free = shutil.disk_usage(existing).free
+    weights = weights_bytes(model_path)
+    need = weights * CHECKPOINT_BYTES_PER_WEIGHT_BYTE if weights else int(min_free_gb * 2**30)
+    if free >= need:
+        return []
+    basis = (f"one checkpoint with optimizer state is about {CHECKPOINT_BYTES_PER_WEIGHT_BYTE}x the "
+             f"{weights / 2**30:.1f} GiB of weights" if weights else f"want at least {min_free_gb:g} GiB")
+    return [Problem("disk", f"{free / 2**30:.1f} GiB free under {existing}, {basis}: free space or move the save dir")]
+
+
+def check_stray_engines() -> list[Problem]:
+    """vLLM engine processes left by an earlier run hold GPU memory the next launch needs."""
+    from proxy_grm.supervise import stray_engines
+
+    return [Problem("engines", f"stray vLLM engine process {engine}: kill it (`kill -9 {engine.pid}`)")
+            for engine in stray_engines()]
+
+
+def verl_problems(overrides: list[str]) -> tuple[Any, list[Problem]]:
+    """verl's trainer config composed from the launcher's overrides, and what verl's own validation rejects.
+
+    Runs ``verl.utils.config.validate_config``, the check ``verl.trainer.main_ppo`` runs before starting Ray
+    (batch sizes divisible by the GPU count, micro/mini batch rules), so a bad size fails here in seconds.
+    """
+    import verl
+    from hydra import compose, initialize_config_dir
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    config_dir = Path(verl.__file__).parent / "trainer" / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        config = compose(config_name="ppo_trainer", overrides=overrides)
+    try:  # verl prints a success line and warns that GRPO has no critic: neither is news here
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            validate_config(config=config, use_reference_policy=need_reference_policy(config),
+                            use_critic=need_critic(config))
+    except (AssertionError, ValueError) as error:
+        gpus = config.trainer.n_gpus_per_node * config.trainer.nnodes
+        return config, [Problem("batch", f"verl rejects the sizes for {gpus} GPU(s): {error}")]
+    return config, []
+
+
+def split_files(value: Any) -> list[Path]:
+    """verl's ``data.train_files`` (a path, a list, or a Hydra list string) as paths.
+
+    >>> split_files("[a.parquet, b.parquet]")
+    [PosixPath('a.parquet'), PosixPath('b.parquet')]
+    """
+    if isinstance(value, str):
+        value = [part for part in re.split(r"[\[\],]", value) if part.strip()]
+    return [Path(str(part).strip()) for part in value]
