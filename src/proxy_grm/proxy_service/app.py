@@ -35,8 +35,11 @@ from proxy_grm.proxy_service.schemas import (
     MAX_BODY_BYTES,
     BatchRequest,
     HealthResponse,
+    ImageCheckRequest,
+    ImageCheckResponse,
     RewardItem,
     RewardResult,
+    UnreadableImage,
 )
 
 logger = logging.getLogger("proxy_grm.proxy")
@@ -229,6 +232,21 @@ def create_app(config: ServiceConfig,
     @app.get("/health")
     async def health() -> HealthResponse:
         return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name)
+
+    @app.post("/check_images")
+    async def check_images(request_body: ImageCheckRequest) -> ImageCheckResponse:
+        """Which of these references this node cannot read (the trainer's paths must resolve here too)."""
+
+        def reason(ref: str) -> str | None:
+            try:
+                load_image(ref, config.image_root)
+            except ImageLoadError as error:
+                return error.reason
+            return None
+
+        reasons = await asyncio.gather(*(asyncio.to_thread(reason, ref) for ref in request_body.images))
+        return ImageCheckResponse(unreadable=[UnreadableImage(image=ref, reason=why)
+                                              for ref, why in zip(request_body.images, reasons) if why])
 
     @app.post("/get_reward_mllm")
     async def get_reward_mllm(item: RewardItem, request: Request) -> dict[str, Any]:
