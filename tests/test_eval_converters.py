@@ -45,16 +45,38 @@ def test_vl_rewardbench_from_parquet_with_embedded_images(tmp_path):
                     "--input", str(source), "--output", str(output)], check=True, capture_output=True)
     converted = read_output(output)
     assert [(r["chosen"], r["rejected"]) for r in converted] == [("good", "bad"), ("better", "worse"), ("x", "y")]
-    assert all(EVAL_FIELDS | {"image"} == set(r) for r in converted)
+    assert all(EVAL_FIELDS | {"image", "chosen_first"} == set(r) for r in converted)
+    assert [r["chosen_first"] for r in converted] == [True, False, True]
     images = [Path(r["image"]) for r in converted]
     assert len(set(images)) == 3, "repeated ids must not overwrite each other's image"
     assert Image.open(images[1]).getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_vl_rewardbench_github_schema(tmp_path):
+    """The first public release (GitHub ``data/data.jsonl``): ``image_path`` relative to ``data``."""
+    rows = [
+        {"id": "LRVInstruction-000000007746", "image_path": "images/vlfeedback/LRVInstruction-000000007746.jpg",
+         "query": "The dog has one floppy ear.", "response": ["worse", "better"], "human_ranking": [1, 0],
+         "models": ["a", "b"], "judge": "human", "rationale": None, "query_source": "LRVInstruction",
+         "meta": {"note": "majority vote"}, "human_error_analysis": ["recognition(object)"]},
+        {"id": "RLAIF-V-14", "image_path": "images/rlaif-v/RLAIF-V-14.jpg", "query": "Describe.",
+         "response": ["good", "bad"], "human_ranking": [0, 1], "models": ["a", "a"]},
+    ]
+    source = tmp_path / "data.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    convert("vl_rewardbench", source, tmp_path / "vl.jsonl", media_root=tmp_path / "data")
+    first, second = read_output(tmp_path / "vl.jsonl")
+    assert (first["chosen"], first["rejected"], first["chosen_first"]) == ("better", "worse", False)
+    assert first["image"] == str(tmp_path / "data" / "images/vlfeedback/LRVInstruction-000000007746.jpg")
+    assert (second["chosen"], second["chosen_first"], second["id"]) == ("good", True, "RLAIF-V-14")
 
 
 def test_multimodal_rewardbench_keeps_category_and_follows_better(tmp_path):
     rows = [
         {"ID": "pairs_1", "Text": "Q1", "Image": "imgs/1.png", "Output1": "o1", "Output2": "o2",
          "Better": "Output2", "Category": "safety"},
+        {"ID": "vqa_3", "Text": "Q3", "Image": "imgs/3.png", "Output1": "q1", "Output2": "q2",
+         "Better": "Output1", "Category": "open_generation/correctness_task"},
         {"ID": "math_2", "Text": "Q2", "Image": "imgs/2.png", "Output1": "p1", "Output2": "p2",
          "Better": "Output1", "Category": "reasoning"},
     ]
@@ -64,8 +86,9 @@ def test_multimodal_rewardbench_keeps_category_and_follows_better(tmp_path):
     converted = read_output(tmp_path / "mm.jsonl")
     assert converted[0] == {"id": "pairs_1", "prompt": "Q1", "chosen": "o2", "rejected": "o1",
                             "image": str(tmp_path / "data" / "imgs/1.png"), "chosen_reason": "",
-                            "rejected_reason": "", "Category": "safety"}
-    assert (converted[1]["chosen"], converted[1]["Category"]) == ("p1", "reasoning")
+                            "rejected_reason": "", "Category": "safety", "chosen_first": False}
+    assert (converted[1]["chosen"], converted[1]["Category"]) == ("q1", "open_generation/correctness_task")
+    assert (converted[2]["chosen"], converted[2]["Category"], converted[2]["chosen_first"]) == ("p1", "reasoning", True)
 
 
 def test_mm_rlhf_rewardbench_image_and_video_rows(tmp_path):
@@ -90,6 +113,8 @@ def test_mm_rlhf_rewardbench_image_and_video_rows(tmp_path):
                                 "Better": "Output1"}, "record 0: missing field 'Category'"),
     ("vl_rewardbench", {"id": "1", "query": "Q", "image": "a.png", "response": ["a", "b"],
                         "human_ranking": [0, 0]}, "record 0: field 'human_ranking'"),
+    ("vl_rewardbench", {"id": "1", "query": "Q", "response": ["a", "b"], "human_ranking": [0, 1]},
+     "record 0: missing field 'image' \\(hub\\) or 'image_path'"),
     ("mm_rlhf_rewardbench", {"id": "1", "prompt": "Q", "chosen": "a", "rejected": "b"},
      "record 0: needs exactly one of 'image' and 'video'"),
 ])

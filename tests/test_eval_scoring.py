@@ -47,8 +47,8 @@ MM_ROWS = [
     row("code_4", False, None, (0, 1), Category="reasoning"),     # reasoning/coding, unparsed (label 1)
     row("vqa_5", True, None, (0, 1), Category="vqa"),             # vqa, unparsed (label 2)
     row("k_6", False, 1, Category="knowledge"),                   # correct
-    row("gc_7", False, 2, Category="general correctness"),        # wrong
-    row("gp_8", True, 2, Category="general preference"),          # correct
+    row("gc_7", False, 2, Category="open_generation/correctness_task"),  # wrong
+    row("gp_8", True, 2, Category="open_generation/preference_task"),    # correct
     row("k_9", True, 2, Category="knowledge"),                    # correct
 ]
 
@@ -70,8 +70,8 @@ RLHF_ROWS = [
     [
         ("wrong", 4 / 8, {"hallucination": 2 / 3, "reasoning": 1 / 3, "general": 1 / 2}, 1 / 2),
         ("exclude", 4 / 6, {"hallucination": 2 / 3, "reasoning": 1 / 2, "general": 1.0}, 13 / 18),
-        # random.Random(123) draws 1 then 2: both unparsed rows guess right.
-        ("guess", 6 / 8, {"hallucination": 2 / 3, "reasoning": 2 / 3, "general": 1.0}, 7 / 9),
+        # The official guess (seed 123, random() < 0.5 means 1) says 1 twice: right for label 1, wrong for 2.
+        ("guess", 5 / 8, {"hallucination": 2 / 3, "reasoning": 2 / 3, "general": 1 / 2}, 11 / 18),
     ],
 )
 def test_vl_rewardbench_authors(tmp_path, capsys, policy, overall, per_category, macro):
@@ -124,9 +124,9 @@ def test_vl_rewardbench_release_entry_point(tmp_path):
 
 
 MM_RELEASE_PRINTED = """acc all: 6 / 9 = 0.666667
-acc general correctness: 0 / 1 = 0.000000
-acc general preference: 1 / 1 = 1.000000
 acc knowledge: 2 / 2 = 1.000000
+acc open_generation/correctness_task: 0 / 1 = 0.000000
+acc open_generation/preference_task: 1 / 1 = 1.000000
 acc reasoning/coding: 0 / 1 = 0.000000
 acc reasoning/math: 1 / 1 = 1.000000
 acc safety/bias: 1 / 1 = 1.000000
@@ -147,7 +147,7 @@ def test_multimodal_rewardbench_release(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("policy", "overall", "coding", "vqa"),
-                         [("wrong", 5 / 9, 0.0, 0.0), ("exclude", 5 / 7, None, None), ("guess", 7 / 9, 1.0, 1.0)])
+                         [("wrong", 5 / 9, 0.0, 0.0), ("exclude", 5 / 7, None, None), ("guess", 6 / 9, 1.0, 0.0)])
 def test_multimodal_rewardbench_authors(tmp_path, capsys, policy, overall, coding, vqa):
     answers = write(tmp_path / "mm.jsonl", MM_ROWS)
     metrics = score_main("multimodal_rewardbench", ["--file_path", str(answers), "--unparsed", policy])
@@ -163,6 +163,24 @@ def test_multimodal_rewardbench_default_is_seeded_guess(tmp_path, capsys):
     metrics = score_main("multimodal_rewardbench", ["--file_path", str(answers), "--no-report"])
     assert metrics["unparsed_policy"] == "guess" and metrics["guess_seed"] == 123
     assert metrics == score_main("multimodal_rewardbench", ["--file_path", str(answers), "--no-report"])
+    assert list(metrics["per_category"])[:2] == ["open_generation/correctness_task", "open_generation/preference_task"]
+    assert metrics["per_category"]["open_generation/preference_task"] == 1.0
+
+
+def test_multimodal_rewardbench_guess_is_the_official_draw(tmp_path, capsys):
+    """The official scorer: ``random.seed(123)``, then per unparsed row in file order
+    ``'A' if random.random() < 0.5 else 'B'`` (A: the first response shown)."""
+    import random
+
+    rows = [row(f"vqa_{i}", bool(i % 3 == 0), None if i % 2 else 1, (0, 1), Category="vqa") for i in range(40)]
+    random.seed(123)
+    official = sum(
+        (1 if random.random() < 0.5 else 2) == (2 if r["reverse"] else 1) if r["verdict"] is None
+        else r["verdict"] == (2 if r["reverse"] else 1)
+        for r in rows)
+    metrics = score_main("multimodal_rewardbench",
+                         ["--file_path", str(write(tmp_path / "mm.jsonl", rows)), "--no-report"])
+    assert metrics["correct"] == official and metrics["unparsed"] == 20
 
 
 MM_RLHF_RELEASE_LINES = """Category-wise Metrics:
@@ -208,7 +226,7 @@ def test_mm_rlhf_release(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("policy", "acc", "acc_plus", "video"),
-                         [("wrong", 5 / 9, 2 / 6, 0.5), ("exclude", 5 / 7, 4 / 6, 1.0), ("guess", 7 / 9, 4 / 6, 1.0)])
+                         [("wrong", 5 / 9, 2 / 6, 0.5), ("exclude", 5 / 7, 4 / 6, 1.0), ("guess", 6 / 9, 3 / 6, 0.5)])
 def test_mm_rlhf_authors(tmp_path, capsys, policy, acc, acc_plus, video):
     answers = write(tmp_path / "rlhf.jsonl", RLHF_ROWS)
     metrics = score_main("mm_rlhf_rewardbench", ["--file_path", str(answers), "--unparsed", policy])

@@ -20,6 +20,21 @@ class Unparsed(str, Enum):
     GUESS = "guess"
 
 
+class Order(str, Enum):
+    """Which response is shown first.
+
+    RANDOM: a seeded coin per row (``--seed`` and the row index), recorded as
+    ``reverse``; the VL-RewardBench authors shuffle (their first response is the
+    preferred one in ~99.6% of items), MM-RLHF-RewardBench rows have no shown
+    order (only chosen/rejected), and the release swaps at random.
+    ORIGINAL: the order of the benchmark's released file (the converters record
+    it as ``chosen_first``), as the Multimodal RewardBench authors score.
+    """
+
+    RANDOM = "random"
+    ORIGINAL = "original"
+
+
 @dataclass(frozen=True)
 class Benchmark:
     """One pairwise benchmark.
@@ -28,6 +43,8 @@ class Benchmark:
     definition; ``grouped`` marks benchmarks scored per question id too (Acc+).
     ``release_unparsed_rewards`` is what the release's generation wrote for an
     unparsed verdict, so release scorers read our files the same way.
+    ``default_order`` is the benchmark authors' pair order (``--order``'s
+    default under our protocol).
     """
 
     name: str
@@ -40,6 +57,7 @@ class Benchmark:
     reported: dict[str, float]
     reported_metric: str
     score_script: str
+    default_order: Order
     grouped: bool = False
 
 
@@ -62,8 +80,10 @@ def vl_rewardbench_category(row: dict[str, Any]) -> str:
 def multimodal_rewardbench_category(row: dict[str, Any], fields: tuple[str, ...] = ("Category", "category")) -> str:
     """Multimodal RewardBench category, with the authors' safety and reasoning splits.
 
-    The category is read from the first of ``fields`` present (the release's scorer
-    reads ``Category`` only).
+    The released categories are ``open_generation/correctness_task``,
+    ``open_generation/preference_task``, ``knowledge``, ``reasoning``, ``safety``
+    and ``vqa``. The category is read from the first of ``fields`` present (the
+    release's scorer reads ``Category`` only).
 
     >>> multimodal_rewardbench_category({"id": "pairs_3", "Category": "safety"})
     'safety/bias'
@@ -104,20 +124,22 @@ VL_REWARDBENCH = Benchmark(
     reported={"Proxy-GRM": 75.22, "R1-Reward": 71.92, "UnifiedReward-Think": 73.8, "IXC-2.5-Reward": 65.8},
     reported_metric="overall accuracy",
     score_script="eval/get_acc_vl_reward_bench.py",
+    default_order=Order.RANDOM,
 )
 
 MULTIMODAL_REWARDBENCH = Benchmark(
     name="multimodal_rewardbench",
     title="Multimodal RewardBench",
     categorise=multimodal_rewardbench_category,
-    categories=("general correctness", "general preference", "knowledge", "reasoning/math",
-                "reasoning/coding", "safety/bias", "safety/toxicity", "vqa"),
+    categories=("open_generation/correctness_task", "open_generation/preference_task", "knowledge",
+                "reasoning/math", "reasoning/coding", "safety/bias", "safety/toxicity", "vqa"),
     default_unparsed=Unparsed.GUESS,
     default_unparsed_reason="the official Multimodal RewardBench scorer replaces it by a random guess, seed 123",
     release_unparsed_rewards=(0, 1),
     reported={"Proxy-GRM": 85.62, "R1-Reward": 82.2, "UnifiedReward-Think": 84.4, "IXC-2.5-Reward": 66.6},
     reported_metric="overall accuracy",
     score_script="eval/get_acc_multimodal_reward_bench.py",
+    default_order=Order.ORIGINAL,
 )
 
 MM_RLHF_REWARDBENCH = Benchmark(
@@ -131,6 +153,7 @@ MM_RLHF_REWARDBENCH = Benchmark(
     reported={"Proxy-GRM": 82.94, "R1-Reward": 80.59, "UnifiedReward-Think": 81.18, "IXC-2.5-Reward": 71.18},
     reported_metric="Acc",
     score_script="eval/get_acc_mmrlhf_reward_bench.py",
+    default_order=Order.RANDOM,
     grouped=True,
 )
 

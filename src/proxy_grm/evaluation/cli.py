@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from proxy_grm.evaluation.answers import AnswersFileError
-from proxy_grm.evaluation.benchmarks import BENCHMARKS, Benchmark, Unparsed
+from proxy_grm.evaluation.benchmarks import BENCHMARKS, Benchmark, Order, Unparsed
 from proxy_grm.evaluation.report import markdown_table, write_report
 from proxy_grm.evaluation.runner import RunConfig, RunSummary, pending_rows, run
 from proxy_grm.evaluation.scoring import AUTHORS, GUESS_SEED, PROTOCOLS, RELEASE, authors_metrics, release_metrics
@@ -85,6 +85,14 @@ def generate_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
                         help="output JSONL; an existing one is resumed, never deleted")
     parser.add_argument("--backend", choices=("auto", "vllm", "transformers"), default="auto",
                         help="auto: vLLM when importable, else transformers")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default=AUTHORS,
+                        help="authors: our prompt and parser, the benchmark authors' pair order (default); "
+                             "release: the Proxy-GRM release's eval prompt, <image> line, parser and random "
+                             "swap, to reproduce the paper's table")
+    parser.add_argument("--order", choices=[o.value for o in Order], default=None,
+                        help=f"pair order: random (a seeded coin per row) or original (the benchmark file's); "
+                             f"default: {benchmark.default_order.value} (the {benchmark.title} authors'), "
+                             f"random under --protocol release")
     parser.add_argument("--seed", type=int, default=0, help="seed of the per-row order swap")
     parser.add_argument("--both-orders", action="store_true",
                         help="also score each pair in the other order and report position consistency")
@@ -94,9 +102,10 @@ def generate_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
     parser.add_argument("--image-root", type=Path, default=None,
                         help="folder that relative image/video paths are resolved against (and confined to)")
     parser.add_argument("--num-frames", type=int, default=32, help="frames sampled evenly from a video folder")
-    parser.add_argument("--verdict-fallback", choices=[f.value for f in Fallback], default=Fallback.WHOLE_OUTPUT.value,
+    parser.add_argument("--verdict-fallback", choices=[f.value for f in Fallback], default=None,
                         help="reading of an output without <answer>: whole_output (the training rule, default) "
-                             "or last_digit (the release's eval rule)")
+                             "or last_digit (close to the release's eval rule); --protocol release uses the "
+                             "release's own parser for each benchmark")
     parser.add_argument("--dtype", default="auto")
     parser.add_argument("--tensor-parallel-size", type=int, default=1, help="vLLM only")
     parser.add_argument("--max-model-len", type=int, default=None, help="vLLM only")
@@ -132,14 +141,17 @@ def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSumm
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     if args.image_root is not None and not args.image_root.is_dir():
         parser.error(f"--image-root {args.image_root}: no such folder")
+    if args.protocol == RELEASE and args.verdict_fallback is not None:
+        parser.error("--verdict-fallback applies to the authors protocol; --protocol release parses as the release")
     backend = _backend(args.backend)
     if backend == "vllm" and importlib.util.find_spec("vllm") is None:
         parser.error("--backend vllm: vllm is not installed in this environment")
     config = RunConfig(
         benchmark=benchmark, question_file=args.question_file, answers_file=args.answers_file, seed=args.seed,
+        protocol=args.protocol, order=Order(args.order) if args.order else None,
         both_orders=args.both_orders, batch_size=args.batch_size or (64 if backend == "vllm" else 8),
         max_new_tokens=args.max_new_tokens, image_root=args.image_root, num_frames=args.num_frames,
-        fallback=Fallback(args.verdict_fallback),
+        fallback=Fallback(args.verdict_fallback or Fallback.WHOLE_OUTPUT.value),
     )
     try:
         questions, pending = pending_rows(config)
@@ -165,7 +177,8 @@ def _print_summary(benchmark: Benchmark, config: RunConfig, summary: RunSummary)
     if "position_consistency" in metrics:
         line += f"; position consistency {100 * metrics['position_consistency']:.2f}%"
     print(line)
-    print(f"Full report: python {benchmark.score_script} --file_path {config.answers_file}")
+    protocol = " --protocol release" if config.protocol == RELEASE else ""
+    print(f"Full report: python {benchmark.score_script} --file_path {config.answers_file}{protocol}")
 
 
 def transfer_main(argv: list[str] | None = None) -> dict:

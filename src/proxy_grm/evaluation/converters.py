@@ -2,7 +2,9 @@
 
 Every converter yields the same record: ``{"id", "prompt", "chosen", "rejected",
 "image" | "video", "chosen_reason", "rejected_reason"}`` (Multimodal
-RewardBench keeps ``Category``, which its categories come from). Users download
+RewardBench keeps ``Category``, which its categories come from). Where the
+released file shows the two responses in an order, ``chosen_first`` records it,
+so ``--order original`` can score as the benchmark's authors do. Users download
 the benchmarks themselves; these functions only reshape them.
 """
 
@@ -85,6 +87,9 @@ def convert_vl_rewardbench(records: Iterable[Record], image_dir: Path, image_roo
                            source: str = "input") -> Iterator[Record]:
     """VL-RewardBench (``id, query, image, response[2], human_ranking[2], ...``) to eval records.
 
+    Both public schemas: the hub's (``image``, embedded bytes or a path) and the
+    first release's GitHub ``data/data.jsonl`` (``image_path``, relative to its
+    ``data`` folder: pass that folder as ``image_root``).
     ``human_ranking`` is a rank (0 = better), so ``[0, 1]`` prefers the first
     response. Embedded images are written to ``image_dir`` as
     ``<row>_<id>.png`` (ids repeat, the row number keeps names unique); string
@@ -101,13 +106,16 @@ def convert_vl_rewardbench(records: Iterable[Record], image_dir: Path, image_roo
         if len(ranking) != 2 or ranking[0] == ranking[1]:
             raise ConversionError(f"{where}: field 'human_ranking' must rank the two responses, got {ranking!r}")
         better = 0 if ranking[0] < ranking[1] else 1
-        image = record.get("image")
+        if "image" not in record and "image_path" not in record:
+            raise ConversionError(f"{where}: missing field 'image' (hub) or 'image_path' (GitHub data.jsonl)")
+        image = record["image"] if "image" in record else _field(record, "image_path", where)
         if isinstance(image, str):
             image_path = _media_path(image, image_root)
         else:
             image_path = _save_image(image, image_dir / f"{index:05d}_{_safe_name(data_id)}", where)
         yield {"id": data_id, "prompt": _field(record, "query", where), "chosen": responses[better],
-               "rejected": responses[1 - better], "image": image_path, "chosen_reason": "", "rejected_reason": ""}
+               "rejected": responses[1 - better], "image": image_path, "chosen_reason": "", "rejected_reason": "",
+               "chosen_first": better == 0}
 
 
 def convert_multimodal_rewardbench(records: Iterable[Record], image_root: Path | None = None,
@@ -127,7 +135,8 @@ def convert_multimodal_rewardbench(records: Iterable[Record], image_root: Path |
         yield {"id": str(_field(record, "ID", where, (str, int))), "prompt": _field(record, "Text", where),
                "chosen": outputs[better], "rejected": outputs[other],
                "image": _media_path(_field(record, "Image", where), image_root),
-               "chosen_reason": "", "rejected_reason": "", "Category": _field(record, "Category", where)}
+               "chosen_reason": "", "rejected_reason": "", "Category": _field(record, "Category", where),
+               "chosen_first": better == "Output1"}
 
 
 def convert_mm_rlhf_rewardbench(records: Iterable[Record], media_root: Path | None = None,

@@ -1,8 +1,10 @@
 """Small benchmark files in the eval JSONL format, made by code (tests and the CPU demo).
 
 Each fixture repeats ids, as the real benchmarks do (VL-RewardBench reuses a few
-ids, MM-RLHF-RewardBench groups several pairs per question id), and the MM-RLHF
-fixture holds a video given as a folder of frames.
+ids, MM-RLHF-RewardBench groups several pairs per question id), the Multimodal
+RewardBench fixture uses the official category strings and records the released
+order (``chosen_first``), and the MM-RLHF fixture holds a video given as a
+folder of frames.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ from PIL import Image
 
 BENCHMARK_NAMES = ("vl_rewardbench", "multimodal_rewardbench", "mm_rlhf_rewardbench")
 VIDEO_FRAMES = 8
+# The ``Category`` strings of the official Multimodal RewardBench data.
+MULTIMODAL_REWARDBENCH_CATEGORIES = ("open_generation/correctness_task", "open_generation/preference_task",
+                                     "knowledge", "reasoning", "safety", "vqa")
 
 
 def _image(path: Path, color: tuple[int, int, int]) -> str:
@@ -35,9 +40,9 @@ def make_benchmark_fixture(root: Path, benchmark: str, pairs: int = 16) -> Path:
             data_id = rows[4]["id"] if i == 5 else f"{('RLAIF-V', 'mmmu', 'wildvision')[i % 3]}_{i}"
             row.update(id=data_id, image=_image(root / "images" / f"{i}.png", color))
         elif benchmark == "multimodal_rewardbench":
-            category = ("safety", "reasoning", "vqa", "knowledge")[i % 4]
+            category = MULTIMODAL_REWARDBENCH_CATEGORIES[i % len(MULTIMODAL_REWARDBENCH_CATEGORIES)]
             row.update(id=f"{'pairs' if i % 2 else 'math'}_{i // 2}", Category=category,
-                       image=_image(root / "images" / f"{i}.png", color))
+                       image=_image(root / "images" / f"{i}.png", color), chosen_first=i % 3 != 1)
         else:
             row["id"] = f"q{i // 3}"
             if i >= pairs - 2:

@@ -1,14 +1,16 @@
-"""The Proxy-GRM release's three scoring scripts, as observable behaviour.
+"""The Proxy-GRM release's eval behaviour: its three verdict parsers and three scoring scripts.
 
-Same categories (quirks included: VL-RewardBench's case-sensitive id match sends
-``RLAIF-V``/``RLHF-V`` items to "general"), same number formats, same printed
-lines, same text file next to the input. Used by ``--protocol release`` so a
-run can be compared with the paper's table; the default protocol is in
-``scoring``.
+Verdicts: each generation script reads the critique its own way (below).
+Scores: same categories (quirks included: VL-RewardBench's case-sensitive id
+match sends ``RLAIF-V``/``RLHF-V`` items to "general"), same number formats,
+same printed lines, same text file next to the input. Used by ``--protocol
+release`` so a run can be compared with the paper's table; the default protocol
+is in ``scoring`` and ``proxy_grm.parsing``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +19,61 @@ from typing import Any
 
 from proxy_grm.evaluation.answers import iter_jsonl, release_correct, require
 from proxy_grm.evaluation.benchmarks import MM_RLHF_KEYWORDS, multimodal_rewardbench_category
+from proxy_grm.parsing import answer_span
+
+_ANY_DIGIT = re.compile(r"[12]")
+# The MM-RLHF script's fallback, without DOTALL: the first "1"/"2" with no other
+# one after it on the same line, i.e. the last digit of the first line holding one.
+_LAST_DIGIT_OF_A_LINE = re.compile(r"[12](?!.*[12])")
+
+
+def _last_digit(critic: str) -> int | None:
+    digits = _ANY_DIGIT.findall(critic)
+    return int(digits[-1]) if digits else None
+
+
+def vl_rewardbench_verdict(critic: str) -> int | None:
+    """``vl_reward_bench.py``: an ``<answer>`` holding exactly one of 1/2, else the last 1/2 anywhere.
+
+    >>> vl_rewardbench_verdict("<answer>1 or 2</answer>")
+    2
+    """
+    span = answer_span(critic)
+    if span is not None and ("1" in span) != ("2" in span):
+        return 1 if "1" in span else 2
+    return _last_digit(critic)
+
+
+def multimodal_rewardbench_verdict(critic: str) -> int | None:
+    """``multimodal_reward_bench.py``: an ``<answer>`` equal to "1"/"2", else the last 1/2 anywhere.
+
+    >>> multimodal_rewardbench_verdict("<answer>Response 1</answer> (not 2)")
+    2
+    """
+    span = answer_span(critic)
+    if span in ("1", "2"):
+        return int(span)
+    return _last_digit(critic)
+
+
+def mm_rlhf_verdict(critic: str) -> int | None:
+    """``mmrlhf_reward_bench.py``: an ``<answer>`` equal to "1"/"2", else its line-bound fallback.
+
+    >>> mm_rlhf_verdict("Chatbot 1 is vague\\nso 2 wins")
+    1
+    """
+    span = answer_span(critic)
+    if span in ("1", "2"):
+        return int(span)
+    match = _LAST_DIGIT_OF_A_LINE.search(critic)
+    return int(match.group(0)) if match else None
+
+
+VERDICT_PARSERS: dict[str, Callable[[str], int | None]] = {
+    "vl_rewardbench": vl_rewardbench_verdict,
+    "multimodal_rewardbench": multimodal_rewardbench_verdict,
+    "mm_rlhf_rewardbench": mm_rlhf_verdict,
+}
 
 
 @dataclass

@@ -7,16 +7,21 @@ A rerun skips rows already written, checks that they belong to this question
 file, and appends the rest; the answers file is never deleted or rewritten
 (only a half-written last line left by a kill is cut off).
 
-The order swap is seeded per row (``--seed`` and the row index), so a resumed
-run shows every pair in the same order as an uninterrupted one.
+The pair order (``--order``) is the benchmark file's or a coin seeded per row
+(``--seed`` and the row index), so a resumed run shows every pair in the same
+order as an uninterrupted one; it is recorded as ``reverse``.
 
-Verdicts are parsed with ``parse_verdict(..., Fallback.WHOLE_OUTPUT)`` for all
-three benchmarks: the rule the GRM was trained under. An output without an
-``<answer>`` tag is then unparsed (unless it names only one of the digits),
-and the scorer's explicit ``--unparsed`` policy decides what it counts as,
-instead of the last "1"/"2" in a truncated critique (often "Chatbot 1"),
-which the release read as a verdict. ``--verdict-fallback last_digit`` restores
-the release's reading.
+Two protocols. Ours (``authors``): the GRM instruction the model was trained
+with, and verdicts parsed with ``parse_verdict(..., Fallback.WHOLE_OUTPUT)`` for
+all three benchmarks, the rule the GRM was trained under. An output without an
+``<answer>`` tag is then unparsed (unless it names only one of the digits), and
+the scorer's explicit ``--unparsed`` policy decides what it counts as, instead
+of the last "1"/"2" in a truncated critique (often "Chatbot 1").
+``--verdict-fallback last_digit`` reads that digit instead. ``release``: the
+release eval scripts' prompt (their instruction variant and a literal
+``<image>`` line), their stripped critique and their per-benchmark parser.
+Both write ``qs`` (the user text given to the model), ``critic``, ``rewards``
+and ``reverse`` as the release does, so its scorers read our files unchanged.
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from typing import Any
 from tqdm import tqdm
 
 from proxy_grm.evaluation.answers import AnswersFileError, iter_jsonl
-from proxy_grm.evaluation.benchmarks import Benchmark
+from proxy_grm.evaluation.benchmarks import Benchmark, Order
+from proxy_grm.evaluation.release import VERDICT_PARSERS
+from proxy_grm.evaluation.scoring import AUTHORS, RELEASE
 from proxy_grm.generation import Generator, Messages
 from proxy_grm.images import sample_video_frames
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import Fallback, parse_verdict
-from proxy_grm.prompts import grm_prompt
+from proxy_grm.prompts import grm_prompt, release_grm_prompt
 
 REQUIRED_FIELDS = ("prompt", "chosen", "rejected")
 
@@ -51,12 +58,27 @@ class RunConfig:
     question_file: Path
     answers_file: Path
     seed: int = 0
+    protocol: str = AUTHORS
+    order: Order | None = None
     both_orders: bool = False
     batch_size: int = 32
     max_new_tokens: int = 4096
     image_root: Path | None = None
     num_frames: int = 32
     fallback: Fallback = Fallback.WHOLE_OUTPUT
+
+    @property
+    def pair_order(self) -> Order:
+        """``order``, else the release's swap (release protocol) or the benchmark authors' order."""
+        if self.order is not None:
+            return self.order
+        return Order.RANDOM if self.protocol == RELEASE else self.benchmark.default_order
+
+    def parse(self, critic: str) -> int | None:
+        """A critique's verdict under this run's protocol."""
+        if self.protocol == RELEASE:
+            return VERDICT_PARSERS[self.benchmark.name](critic)
+        return parse_verdict(critic, self.fallback)
 
 
 @dataclass
@@ -79,6 +101,16 @@ def row_key(row: dict[str, Any]) -> str:
 def is_reversed(seed: int, row_index: int) -> bool:
     """The seeded order swap of one row (p = 0.5), independent of which rows are already done."""
     return random.Random(f"{seed}:{row_index}").random() >= 0.5
+
+
+def shown_reversed(config: RunConfig, row: dict[str, Any], row_index: int) -> bool:
+    """Whether the row is shown rejected-first under the run's pair order.
+
+    ``original`` reads the converters' ``chosen_first`` (absent: chosen first).
+    """
+    if config.pair_order is Order.ORIGINAL:
+        return not row.get("chosen_first", True)
+    return is_reversed(config.seed, row_index)
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
@@ -131,10 +163,16 @@ def finished_rows(answers_file: Path, questions: list[dict[str, Any]]) -> set[in
     return done
 
 
-def pair_messages(row: dict[str, Any], reverse: bool, config: RunConfig) -> Messages:
-    """The GRM conversation for one pair, in the order given by ``reverse``."""
+def pair_text(row: dict[str, Any], reverse: bool, config: RunConfig) -> str:
+    """The GRM's user text for one pair (the answers row's ``qs``), in the order given by ``reverse``."""
     first, second = (row["rejected"], row["chosen"]) if reverse else (row["chosen"], row["rejected"])
-    text = grm_prompt(row["prompt"], first, second)
+    build = release_grm_prompt if config.protocol == RELEASE else grm_prompt
+    return build(row["prompt"], first, second)
+
+
+def pair_messages(row: dict[str, Any], reverse: bool, config: RunConfig) -> Messages:
+    """The GRM conversation for one pair: the image (or video) item, then ``pair_text``."""
+    text = pair_text(row, reverse, config)
     if row.get("image"):
         return chat_messages(text, image=row["image"])
     folder = Path(row["video"])
@@ -153,22 +191,25 @@ def _rewards(verdict: int | None, benchmark: Benchmark) -> list[int]:
 def answer_rows(config: RunConfig, indices: list[int], questions: list[dict[str, Any]],
                 generator: Generator) -> list[dict[str, Any]]:
     """Generate and assemble the answers rows for ``indices`` (one generator call)."""
-    orders = [is_reversed(config.seed, i) for i in indices]
+    orders = [shown_reversed(config, questions[i], i) for i in indices]
     batch = [pair_messages(questions[i], reverse, config) for i, reverse in zip(indices, orders)]
     if config.both_orders:
         batch += [pair_messages(questions[i], not reverse, config) for i, reverse in zip(indices, orders)]
     critiques = generator.generate(batch, config.max_new_tokens)
     if len(critiques) != len(batch):
         raise RuntimeError(f"generator returned {len(critiques)} outputs for {len(batch)} prompts")
+    if config.protocol == RELEASE:  # the release strips the decoded critique
+        critiques = [critique.strip() for critique in critiques]
     rows = []
     for position, (index, reverse) in enumerate(zip(indices, orders)):
-        critique = critiques[position]
-        verdict = parse_verdict(critique, config.fallback)
-        row = {**questions[index], "row_index": index, "row_key": row_key(questions[index]), "reverse": reverse,
-               "rewards": _rewards(verdict, config.benchmark), "verdict": verdict, "critic": critique}
+        question, critique = questions[index], critiques[position]
+        verdict = config.parse(critique)
+        row = {**question, "row_index": index, "row_key": row_key(question), "qs": pair_text(question, reverse, config),
+               "reverse": reverse, "rewards": _rewards(verdict, config.benchmark), "verdict": verdict,
+               "critic": critique}
         if config.both_orders:
             swapped = critiques[len(indices) + position]
-            row.update(critic_swapped=swapped, verdict_swapped=parse_verdict(swapped, config.fallback))
+            row.update(critic_swapped=swapped, verdict_swapped=config.parse(swapped))
         rows.append(row)
     return rows
 

@@ -53,8 +53,10 @@ def _position_consistent(row: dict[str, Any], verdict: int | None, where: str) -
 def scored_rows(benchmark: Benchmark, path: Path, policy: Unparsed, guess_seed: int) -> list[ScoredRow]:
     """Each row's category, parse state and correctness under ``policy``.
 
-    Guesses draw from one ``random.Random(guess_seed)`` in file order, so a
-    score is reproducible from the file alone.
+    Guesses are the official Multimodal RewardBench scorer's: one
+    ``random.Random(guess_seed)``, one ``random()`` per unparsed row in file
+    order, below 0.5 meaning the first response shown ("A"). A score is thus
+    reproducible from the file alone, and equal to the official one.
     """
     rng = random.Random(guess_seed)
     scored = []
@@ -64,7 +66,7 @@ def scored_rows(benchmark: Benchmark, path: Path, policy: Unparsed, guess_seed: 
         consistent = _position_consistent(row, verdict, where)
         unparsed = verdict is None
         if unparsed and policy is Unparsed.GUESS:
-            verdict = rng.choice((1, 2))
+            verdict = 1 if rng.random() < 0.5 else 2
         correct = None if unparsed and policy is Unparsed.EXCLUDE else verdict == label
         scored.append(ScoredRow(str(row.get("id", "")), benchmark.categorise(row), unparsed, correct, consistent))
     if not scored:
