@@ -30,6 +30,7 @@ from proxy_grm.data.sources import iter_pairs, prepare_pairs
 from proxy_grm.data.split import allocate, classify, main as split_main, split_and_write
 from proxy_grm.data.teacher_stub import stub_verdict
 from proxy_grm.images import load_image
+from proxy_grm.pixels import pixel_budget
 
 N = 12
 SIZES = {"grm_sft": 6, "proxy_sft": 4, "proxy_rl": 4, "grm_rl": 100}
@@ -118,6 +119,7 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
         assert row.reward_model["ground_truth"] == info["answer"]
         assert row.prompt[0]["content"].startswith("<image>")
         assert row.images[0]["bytes"] == Path(info["image"]).read_bytes()
+        assert {k: row.images[0][k] for k in ("max_pixels", "min_pixels")} == pixel_budget().image_kwargs()
     correct_ids = set()
     for name in ("grm_sft", "proxy_sft", "proxy_rl"):
         assert summary.written[name] == min(SIZES[name], expected["correct"])
@@ -159,9 +161,12 @@ def test_allocate(pool: int, sizes: dict[str, int], shares: dict[str, int]) -> N
 def test_split_cli_path_images(distilled, pairs_file: Path, tmp_path: Path) -> None:
     cache, _ = distilled
     split_main(["--pairs", str(pairs_file), "--cache", str(cache), "--out", str(tmp_path), "--verl-images", "path",
-                "--grm-rl-size", "3"])
+                "--grm-rl-size", "3", "--max-pixels", str(256 * 28 * 28)])
     table = pd.read_parquet(tmp_path / "grm_rl.parquet")
-    assert len(table) == 3 and all(row.images[0] == row.extra_info["image"] for row in table.itertuples())
+    assert len(table) == 3
+    for row in table.itertuples():
+        assert row.images[0] == {"image": row.extra_info["image"], "max_pixels": 256 * 28 * 28,
+                                 "min_pixels": pixel_budget().min_pixels}
 
 
 def test_torn_last_line_is_cut(tmp_path: Path) -> None:

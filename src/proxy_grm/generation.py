@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from PIL import Image
 
 from proxy_grm.images import ImageLoadError, load_image, sample_video_frames
+from proxy_grm.pixels import PixelBudget, pixel_budget
 
 Messages = list[dict[str, Any]]
 
@@ -51,11 +52,16 @@ class PreparedPrompt:
     video_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
-def _load_item(item: dict[str, Any], image_root: Path | None) -> dict[str, Any]:
-    """A content item with its image/video references replaced by loaded PIL images."""
+def _load_item(item: dict[str, Any], image_root: Path | None, pixels: PixelBudget) -> dict[str, Any]:
+    """A content item with its image/video references replaced by loaded PIL images.
+
+    An image item also gets the pixel budget, which ``qwen_vl_utils.fetch_image`` resizes to
+    (replacing any range the item had: one budget for every stage, see ``proxy_grm.pixels``).
+    """
     if item.get("type") == "image" or "image" in item:
         ref = item["image"]
-        return {**item, "image": ref if isinstance(ref, Image.Image) else load_image(ref, image_root)}
+        image = ref if isinstance(ref, Image.Image) else load_image(ref, image_root)
+        return {**item, "image": image, **pixels.image_kwargs()}
     if item.get("type") == "video" or "video" in item:
         frames = item["video"]
         if isinstance(frames, (str, Path)):
@@ -67,26 +73,32 @@ def _load_item(item: dict[str, Any], image_root: Path | None) -> dict[str, Any]:
     return item
 
 
-def load_vision(messages: Messages, image_root: Path | None = None) -> Messages:
+def load_vision(messages: Messages, image_root: Path | None = None, pixels: PixelBudget | None = None) -> Messages:
     """A copy of ``messages`` whose image and video references are loaded images.
 
     Loading happens here, through ``load_image``, rather than inside
     ``qwen_vl_utils``, so one loader (with its root check and errors) serves all.
+    Image items carry ``pixels`` (default: ``pixel_budget()``, the shared budget).
     """
+    pixels = pixels or pixel_budget()
     loaded: Messages = []
     for message in messages:
         content = message["content"]
         if isinstance(content, list):
-            content = [_load_item(item, image_root) for item in content]
+            content = [_load_item(item, image_root, pixels) for item in content]
         loaded.append({**message, "content": content})
     return loaded
 
 
-def prepare_prompt(processor: Any, messages: Messages, image_root: Path | None = None) -> PreparedPrompt:
-    """Chat text (with the generation prompt) and resized images/videos for one conversation."""
+def prepare_prompt(processor: Any, messages: Messages, image_root: Path | None = None,
+                   pixels: PixelBudget | None = None) -> PreparedPrompt:
+    """Chat text (with the generation prompt) and images/videos resized as every stage resizes them.
+
+    Images go into ``pixels`` (default: the shared budget, ``proxy_grm.pixels``), as in SFT and RL.
+    """
     from qwen_vl_utils import process_vision_info
 
-    messages = load_vision(messages, image_root)
+    messages = load_vision(messages, image_root, pixels)
     text = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     images, videos, video_kwargs = process_vision_info(messages, return_video_kwargs=True,
                                                        return_video_metadata=True)
@@ -123,12 +135,12 @@ class TransformersGenerator:
     """Hugging Face ``generate`` over a left-padded batch; greedy."""
 
     def __init__(self, model_path: str | Path, device: str | None = None, dtype: str | None = None,
-                 image_root: Path | None = None):
+                 image_root: Path | None = None, pixels: PixelBudget | None = None):
         import torch
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self.image_root = image_root
+        self.image_root, self.pixels = image_root, pixels
         self.processor = AutoProcessor.from_pretrained(str(model_path))
         # Left padding keeps every prompt's last token at the end of the row, where generation starts.
         self.processor.tokenizer.padding_side = "left"
@@ -140,7 +152,7 @@ class TransformersGenerator:
 
         if not batch:
             return []
-        prompts = [prepare_prompt(self.processor, messages, self.image_root) for messages in batch]
+        prompts = [prepare_prompt(self.processor, messages, self.image_root, self.pixels) for messages in batch]
         images = list(itertools.chain.from_iterable(p.images or [] for p in prompts))
         videos = list(itertools.chain.from_iterable(p.videos or [] for p in prompts))
         metadata = list(itertools.chain.from_iterable(p.video_metadata or [] for p in prompts))
@@ -170,18 +182,18 @@ class VllmGenerator:
 
     def __init__(self, model_path: str | Path, tp: int = 1, dtype: str = "auto", max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, image_root: Path | None = None,
-                 **engine_kwargs: Any):
+                 pixels: PixelBudget | None = None, **engine_kwargs: Any):
         from transformers import AutoProcessor
         from vllm import LLM
 
-        self.image_root = image_root
+        self.image_root, self.pixels = image_root, pixels
         self.processor = AutoProcessor.from_pretrained(str(model_path))
         self.llm = LLM(**_engine_kwargs(model_path, tp, dtype, max_model_len, gpu_memory_utilization, engine_kwargs))
 
     def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
         if not batch:
             return []
-        inputs = [_vllm_input(prepare_prompt(self.processor, m, self.image_root)) for m in batch]
+        inputs = [_vllm_input(prepare_prompt(self.processor, m, self.image_root, self.pixels)) for m in batch]
         outputs = self.llm.generate(inputs, _greedy_params(max_new_tokens), use_tqdm=False)
         return [output.outputs[0].text for output in outputs]
 
@@ -199,12 +211,12 @@ class AsyncVllmGenerator:
 
     def __init__(self, model_path: str | Path, tp: int = 1, dtype: str = "auto", max_model_len: int | None = None,
                  gpu_memory_utilization: float | None = None, image_root: Path | None = None,
-                 **engine_kwargs: Any):
+                 pixels: PixelBudget | None = None, **engine_kwargs: Any):
         from transformers import AutoProcessor
         from vllm import AsyncEngineArgs
         from vllm.v1.engine.async_llm import AsyncLLM
 
-        self.image_root = image_root
+        self.image_root, self.pixels = image_root, pixels
         self.processor = AutoProcessor.from_pretrained(str(model_path))
         args = AsyncEngineArgs(**_engine_kwargs(model_path, tp, dtype, max_model_len, gpu_memory_utilization,
                                                 {"disable_log_stats": True, **engine_kwargs}))
@@ -212,7 +224,7 @@ class AsyncVllmGenerator:
 
     async def generate_one(self, messages: Messages, max_new_tokens: int) -> str:
         """One greedy completion; image decoding runs in a thread so the event loop keeps serving."""
-        prompt = await asyncio.to_thread(prepare_prompt, self.processor, messages, self.image_root)
+        prompt = await asyncio.to_thread(prepare_prompt, self.processor, messages, self.image_root, self.pixels)
         final = None
         async for output in self.engine.generate(_vllm_input(prompt), _greedy_params(max_new_tokens),
                                                  request_id=uuid.uuid4().hex):

@@ -40,6 +40,7 @@ from proxy_grm.data.writers import (
     verl_row,
 )
 from proxy_grm.parsing import extract_eval, extract_rubric, is_well_formatted, parse_verdict
+from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, PixelBudget, pixel_budget
 
 OUTPUT_FILES = {
     "grm_sft": "grm_sft.jsonl",
@@ -126,6 +127,7 @@ def split_and_write(
     seed: int = 0,
     require_format: bool = True,
     image_mode: ImageMode = "bytes",
+    pixels: PixelBudget | None = None,
 ) -> SplitSummary:
     """Classify every cached critique, allocate the sets, and write them under ``out_dir``."""
     unknown = set(sizes) - set(OUTPUT_FILES)
@@ -169,7 +171,8 @@ def split_and_write(
     with pairs_path.open("rb") as pairs, cache_path.open("rb") as cache:
         for name in OUTPUT_FILES:
             path = out_dir / OUTPUT_FILES[name]
-            writer = SwiftJsonlWriter(path) if path.suffix == ".jsonl" else VerlParquetWriter(path, image_mode)
+            writer = (SwiftJsonlWriter(path) if path.suffix == ".jsonl"
+                      else VerlParquetWriter(path, image_mode, pixels=pixels))
             labels: Counter[str] = Counter()
             with writer:
                 for index, (pair_id, entry_offset) in enumerate(chosen[name]):
@@ -205,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="accept correct critiques that fail the strict format check")
     parser.add_argument("--verl-images", choices=("bytes", "path"), default="bytes",
                         help="embed image bytes in the parquet (self-contained) or store paths")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help=f"pixel budget written on every RL image, which verl resizes to (default: "
+                             f"${MAX_PIXELS_ENV}, else the release's {RELEASE_MAX_PIXELS}, as SFT)")
     return parser
 
 
@@ -217,8 +223,12 @@ def main(argv: list[str] | None = None) -> None:
              "grm_rl": args.grm_rl_size}
     if min(sizes.values()) < 0:
         raise SystemExit("set sizes must be >= 0")
+    try:
+        pixels = pixel_budget(args.max_pixels)
+    except ValueError as error:
+        raise SystemExit(f"--max-pixels: {error}") from None
     summary = split_and_write(args.pairs, args.cache, args.out, sizes, args.seed, not args.allow_unformatted,
-                              args.verl_images)
+                              args.verl_images, pixels)
     print(summary.report())
     if not any(summary.written.values()):
         sys.exit("every training set is empty; see the verdict counts above")

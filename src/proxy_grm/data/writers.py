@@ -4,7 +4,9 @@ ms-swift (GRM-SFT, Proxy-SFT): JSONL rows ``{"messages": [user with <image>, ass
 built by ``proxy_grm.messages.swift_row``; image paths are absolute (ms-swift reads them as given).
 
 verl (GRM-RL, Proxy-RL): parquet with ``data_source``, ``prompt`` (``proxy_grm.messages.verl_prompt``),
-``images`` (``[{"bytes": ...}]`` by default, self-contained; or ``[path]``), ``ability``,
+``images`` (``[{"bytes": ..., "max_pixels": ..., "min_pixels": ...}]`` by default, self-contained; or
+``{"image": path, ...}`` with the same pixel keys: verl hands them to ``qwen_vl_utils.fetch_image``, so RL
+resizes to the shared budget of ``proxy_grm.pixels`` whatever the trainer's environment), ``ability``,
 ``reward_model`` ``{"style": "rule", "ground_truth": "1"|"2"}`` and ``extra_info``. ``extra_info`` keeps the
 names the reward function forwards to the proxy: ``question``, ``chosen`` (= Response 1 as shown),
 ``rejected`` (= Response 2 as shown), ``image`` (path), ``answer`` ("1"/"2"); plus ``id``, ``source``,
@@ -23,6 +25,7 @@ from typing import Any, Literal
 
 from proxy_grm.data.records import PairRecord, shown_order
 from proxy_grm.messages import swift_row, verl_prompt
+from proxy_grm.pixels import PixelBudget, pixel_budget
 from proxy_grm.prompts import grm_prompt, proxy_prompt
 
 GRM_DATA_SOURCE = "proxy_grm/grm"
@@ -31,14 +34,15 @@ ABILITY = "preference"
 ImageMode = Literal["bytes", "path"]
 
 
-def _verl_schema() -> Any:
+def _verl_schema(image_mode: ImageMode) -> Any:
     import pyarrow as pa
 
     text = pa.string()
+    image = ("bytes", pa.binary()) if image_mode == "bytes" else ("image", text)
     return pa.schema([
         ("data_source", text),
         ("prompt", pa.list_(pa.struct([("role", text), ("content", text)]))),
-        ("images", pa.list_(pa.struct([("bytes", pa.binary())]))),
+        ("images", pa.list_(pa.struct([image, ("max_pixels", pa.int64()), ("min_pixels", pa.int64())]))),
         ("ability", text),
         ("reward_model", pa.struct([("style", text), ("ground_truth", text)])),
         ("extra_info", pa.struct([
@@ -90,22 +94,23 @@ class SwiftJsonlWriter(_AtomicFile):
 
 
 class VerlParquetWriter(_AtomicFile):
-    """verl RL parquet with a fixed schema, written in row groups of ``group_rows`` (bounded memory)."""
+    """verl RL parquet with a fixed schema, written in row groups of ``group_rows`` (bounded memory).
 
-    def __init__(self, path: Path, image_mode: ImageMode = "bytes", group_rows: int = 256):
+    Every image carries ``pixels`` (default: ``pixel_budget()``, the shared budget).
+    """
+
+    def __init__(self, path: Path, image_mode: ImageMode = "bytes", group_rows: int = 256,
+                 pixels: PixelBudget | None = None):
         super().__init__(path)
         self.image_mode, self.group_rows = image_mode, group_rows
+        self.pixels = pixels or pixel_budget()
         self._batch: list[dict[str, Any]] = []
 
     def _open(self) -> None:
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = _verl_schema()
-        if self.image_mode == "path":
-            schema = schema.set(schema.get_field_index("images"), pa.field("images", pa.list_(pa.string())))
-        self._schema = schema
-        self._writer = pq.ParquetWriter(self.partial, schema)
+        self._schema = _verl_schema(self.image_mode)
+        self._writer = pq.ParquetWriter(self.partial, self._schema)
 
     def _flush(self) -> None:
         import pyarrow as pa
@@ -120,7 +125,8 @@ class VerlParquetWriter(_AtomicFile):
 
     def write(self, row: dict[str, Any]) -> None:
         image = row["extra_info"]["image"]
-        row["images"] = [{"bytes": Path(image).read_bytes()}] if self.image_mode == "bytes" else [image]
+        source = {"bytes": Path(image).read_bytes()} if self.image_mode == "bytes" else {"image": image}
+        row["images"] = [{**source, **self.pixels.image_kwargs()}]
         self._batch.append(row)
         self.rows += 1
         if len(self._batch) >= self.group_rows:

@@ -19,6 +19,7 @@ from proxy_grm.evaluation.runner import RunConfig, RunSummary, pending_rows, run
 from proxy_grm.evaluation.scoring import AUTHORS, GUESS_SEED, PROTOCOLS, RELEASE, authors_metrics, release_metrics
 from proxy_grm.generation import Generator
 from proxy_grm.parsing import Fallback
+from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, pixel_budget
 
 
 def score_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
@@ -102,6 +103,9 @@ def generate_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
     parser.add_argument("--image-root", type=Path, default=None,
                         help="folder that relative image/video paths are resolved against (and confined to)")
     parser.add_argument("--num-frames", type=int, default=32, help="frames sampled evenly from a video folder")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help=f"images are resized to at most this many pixels, as in SFT and RL "
+                             f"(default: ${MAX_PIXELS_ENV}, else the release's {RELEASE_MAX_PIXELS})")
     parser.add_argument("--verdict-fallback", choices=[f.value for f in Fallback], default=None,
                         help="reading of an output without <answer>: whole_output (the training rule, default) "
                              "or last_digit (close to the release's eval rule); --protocol release uses the "
@@ -125,10 +129,11 @@ def make_generator(args: argparse.Namespace, backend: str) -> Generator:
 
         return VllmGenerator(args.model_path, tp=args.tensor_parallel_size, dtype=args.dtype,
                              max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
-                             image_root=args.image_root)
+                             image_root=args.image_root, pixels=pixel_budget(args.max_pixels))
     from proxy_grm.generation import TransformersGenerator
 
-    return TransformersGenerator(args.model_path, dtype=args.dtype, image_root=args.image_root)
+    return TransformersGenerator(args.model_path, dtype=args.dtype, image_root=args.image_root,
+                                 pixels=pixel_budget(args.max_pixels))
 
 
 def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSummary | None:
@@ -141,6 +146,10 @@ def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSumm
             parser.error(f"--{flag.replace('_', '-')} must be at least 1")
     if args.image_root is not None and not args.image_root.is_dir():
         parser.error(f"--image-root {args.image_root}: no such folder")
+    try:
+        pixel_budget(args.max_pixels)
+    except ValueError as error:
+        parser.error(f"--max-pixels: {error}")
     if args.protocol == RELEASE and args.verdict_fallback is not None:
         parser.error("--verdict-fallback applies to the authors protocol; --protocol release parses as the release")
     backend = _backend(args.backend)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from proxy_grm.generation import AsyncVllmGenerator, Messages, TransformersGenerator
+from proxy_grm.pixels import PixelBudget
 
 BACKENDS = ("vllm", "transformers")
 TRANSFORMERS_MAX_BATCH = 32
@@ -35,6 +36,7 @@ class BackendConfig:
     enforce_eager: bool = False
     max_batch_size: int | None = None
     batch_wait_ms: float = 10.0
+    pixels: PixelBudget | None = None  # None: the shared budget (proxy_grm.pixels)
 
 
 class ProxyBackend(Protocol):
@@ -119,7 +121,8 @@ class TransformersBackend:
 
     def __init__(self, config: BackendConfig):
         self.generator = TransformersGenerator(config.model_path, device=config.device,
-                                               dtype=None if config.dtype == "auto" else config.dtype)
+                                               dtype=None if config.dtype == "auto" else config.dtype,
+                                               pixels=config.pixels)
         self._queue = BatchingQueue(self.generator.generate, config.max_batch_size or TRANSFORMERS_MAX_BATCH,
                                     config.batch_wait_ms)
 
@@ -137,7 +140,7 @@ class VllmBackend:
         self.generator = AsyncVllmGenerator(
             config.model_path, tp=config.tp, dtype=config.dtype, max_model_len=config.max_model_len,
             gpu_memory_utilization=config.gpu_memory_utilization, enforce_eager=config.enforce_eager,
-            **({"max_num_seqs": config.max_batch_size} if config.max_batch_size else {}),
+            pixels=config.pixels, **({"max_num_seqs": config.max_batch_size} if config.max_batch_size else {}),
         )
 
     async def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:

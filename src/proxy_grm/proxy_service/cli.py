@@ -15,6 +15,7 @@ import os
 import socket
 from pathlib import Path
 
+from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, pixel_budget
 from proxy_grm.proxy_service.app import DEFAULT_MAX_NEW_TOKENS, ServiceConfig, create_app
 from proxy_grm.proxy_service.backends import BACKENDS, BackendConfig
 
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--image-root", type=Path, default=None,
                         help="serve only images under this folder (symlinks and '..' resolved); relative "
                              "image paths are taken relative to it")
+    parser.add_argument("--max-pixels", type=int, default=None,
+                        help=f"images are resized to at most this many pixels, as in SFT and RL "
+                             f"(default: ${MAX_PIXELS_ENV}, else the release's {RELEASE_MAX_PIXELS})")
     parser.add_argument("--dtype", default="auto", help="model dtype, e.g. bfloat16 or float32")
     parser.add_argument("--device", default=None, help="transformers backend device (default: cuda if available)")
     parser.add_argument("--max-model-len", type=int, default=None, help="vllm backend context length")
@@ -106,6 +110,11 @@ def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     if problem is None and args.api_key == "":
         problem = "--api-key must not be empty"
     if problem is None:
+        try:
+            pixel_budget(args.max_pixels)
+        except ValueError as error:
+            problem = f"--max-pixels: {error}"
+    if problem is None:
         problem = _check_port(args.host, args.port)
     if problem is not None:
         parser.error(problem)
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
             model_path=args.model_path, backend=args.backend, tp=args.tp, dtype=args.dtype, device=args.device,
             max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
             enforce_eager=args.enforce_eager, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
+            pixels=pixel_budget(args.max_pixels),
         ),
         max_new_tokens=args.max_new_tokens,
         api_key=args.api_key,
