@@ -2,7 +2,8 @@
 
 Its "judgement" is read off the rubric: ``PICK1`` picks Response 1, ``PICK2``
 Response 2 (both or neither: no verdict), so a test controls the proxy reward of
-each rollout through its rubric text. It records every request body, can fail the
+each rollout through its rubric text; ``TRUNCATED`` marks the critique as cut off
+at the length limit. It records every request body, can fail the
 first N requests with 503 and delay answers (to be killed mid-batch).
 
     python tests/reward_stub_proxy.py --port P [--fail-first N] [--delay-s S] [--api-key K]
@@ -48,7 +49,8 @@ def build_app(fail_first: int, delay_s: float, api_key: str | None) -> FastAPI:
         await asyncio.sleep(delay_s)
         verdict = stub_verdict(request.rubric)
         reward = 1.0 if verdict is not None and str(verdict) == request.answer else -1.0
-        return {"reward": reward, "verdict": verdict, "critique": f"stub picked {verdict}"}
+        return {"reward": reward, "verdict": verdict, "critique": f"stub picked {verdict}",
+                "truncated": "TRUNCATED" in request.rubric}
 
     @app.get("/health")
     async def health() -> dict:

@@ -105,3 +105,73 @@ def test_vllm_greedy_matches_transformers(
     lines = [line for line in run.stdout.splitlines() if line.startswith("OUTPUTS=")]
     assert run.returncode == 0 and lines, run.stderr[-4000:]
     assert json.loads(lines[-1].removeprefix("OUTPUTS=")) == transformers_outputs
+
+
+PENALTY_SCRIPT = """
+import asyncio, json, sys
+from proxy_grm.generation import AsyncVllmGenerator, VllmGenerator
+
+async def run_async(model_path, batch, max_new_tokens):
+    generator = AsyncVllmGenerator(model_path, dtype="float32", max_model_len=4096, enforce_eager=True)
+    try:
+        return await generator.generate(batch, max_new_tokens)
+    finally:
+        generator.shutdown()
+
+if __name__ == "__main__":
+    model_path, batch_path, max_new_tokens = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    batch = json.loads(open(batch_path).read())
+    offline = VllmGenerator(model_path, dtype="float32", max_model_len=4096, enforce_eager=True)
+    print("OFFLINE=" + json.dumps(offline.generate(batch, max_new_tokens)), flush=True)
+    offline.shutdown()
+    print("ASYNC=" + json.dumps(asyncio.run(run_async(model_path, batch, max_new_tokens))), flush=True)
+"""
+PENALTY_TOKENS = 24
+
+
+@pytest.fixture(scope="module")
+def penalised_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with Qwen2.5-VL-7B-Instruct's ``repetition_penalty`` 1.05 in generation_config.json."""
+    from proxy_grm.tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-penalised"), repetition_penalty=1.05)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_greedy_applies_the_checkpoint_generation_config_everywhere(
+    penalised_model_dir: Path, batch: list[list[dict]], tmp_path: Path
+) -> None:
+    """transformers batches, ``model.generate(do_sample=False)`` one by one, and vLLM's offline and async
+    engines give the same text, and the penalty changes it (so it is applied, not ignored by all)."""
+    generator = TransformersGenerator(penalised_model_dir, dtype="float32")
+    ours = generator.generate(batch, PENALTY_TOKENS)
+    plain = []
+    for messages in batch:
+        prompt = prepare_prompt(generator.processor, messages)
+        inputs = generator.processor(text=[prompt.text], images=prompt.images, return_tensors="pt")
+        output = generator.model.generate(**inputs, do_sample=False, max_new_tokens=PENALTY_TOKENS)
+        plain.append(generator.processor.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+    assert ours == plain
+    generator.model.generation_config.repetition_penalty = 1.0
+    assert generator.generate(batch, PENALTY_TOKENS) != ours, "the penalty should change the tiny model's output"
+
+    script, batch_path = tmp_path / "penalised_vllm.py", tmp_path / "batch.json"
+    script.write_text(PENALTY_SCRIPT)
+    batch_path.write_text(json.dumps(batch))
+    run = subprocess.run(
+        [str(VLLM_PYTHON), str(script), str(penalised_model_dir), str(batch_path), str(PENALTY_TOKENS)],
+        capture_output=True, text=True, env=vllm_env(), timeout=900,
+    )
+    outputs = {line.split("=", 1)[0]: json.loads(line.split("=", 1)[1]) for line in run.stdout.splitlines()
+               if line.startswith(("OFFLINE=", "ASYNC="))}
+    assert run.returncode == 0 and len(outputs) == 2, run.stderr[-4000:]
+    assert outputs == {"OFFLINE": ours, "ASYNC": ours}
+
+
+def test_completions_say_when_they_hit_the_limit(generator: TransformersGenerator, batch: list[list[dict]]) -> None:
+    """The random tiny model writes filler and no end token: every completion is cut off at the limit."""
+    from proxy_grm.generation import Completion
+
+    outputs = generator.generate(batch, 4)
+    assert all(isinstance(text, Completion) and text.truncated for text in outputs)

@@ -115,7 +115,7 @@ def test_components_match_release(stub_url: str, case: str, release_id: int) -> 
         "score": a + p + f, "accuracy_reward": a, "proxy_reward": p, "format_reward": f,
         "verdict_correct": float(correct), "well_formatted": float(formatted), "proxy_judgement": float(proxy),
         "has_rubric": float(has_rubric), "proxy_called": float(has_rubric), "proxy_failed": 0.0,
-        "proxy_attempts": float(has_rubric),
+        "proxy_attempts": float(has_rubric), "proxy_truncated": 0.0,
     }
 
 
@@ -150,6 +150,16 @@ def test_failed_call_scored_as_release_is_p0_and_counted(release_id: int) -> Non
         assert (result["score"], result["accuracy_reward"], result["proxy_reward"]) == (a + p + 0.5 * formatted, a, p)
         assert (result["proxy_failed"], result["proxy_called"], result["proxy_attempts"]) == (1.0, 0.0, 2.0)
         assert tuple(result) == SCORE_KEYS
+
+
+def test_truncated_critiques_are_counted(stub_url: str) -> None:
+    """The proxy's ``truncated`` flag becomes ``proxy_truncated``; the judgement still counts."""
+    output, label = OUTPUTS["well_formed_correct_proxy_agrees"][:2]
+    cut_off = output.replace("PICK1", "PICK1 TRUNCATED", 1)
+    assert cut_off != output
+    result = score(cut_off, label, proxy_url=stub_url)
+    assert (result["proxy_truncated"], result["proxy_called"], result["proxy_judgement"]) == (1.0, 1.0, 1.0)
+    assert score(output, label, proxy_url=stub_url)["proxy_truncated"] == 0.0
 
 
 def test_request_body_is_the_release_payload(stub_url: str) -> None:

@@ -2,7 +2,9 @@
 
 Every backend takes a batch of chat conversations (as built by
 ``proxy_grm.messages.chat_messages``) and returns one decoded completion per
-conversation, greedily, as the release decodes:
+conversation, greedily, as the release decodes (``model.generate(do_sample=False)``:
+the checkpoint's ``generation_config.json``, e.g. its repetition penalty, applies
+on every backend):
 
 - ``TransformersGenerator``: ``model.generate`` on a left-padded batch (CPU, debugging, eval);
 - ``VllmGenerator``: vLLM's offline ``LLM`` (the whole batch in one scheduled run);
@@ -31,6 +33,22 @@ from proxy_grm.images import ImageLoadError, load_image, sample_video_frames
 from proxy_grm.pixels import PixelBudget, pixel_budget
 
 Messages = list[dict[str, Any]]
+
+
+class Completion(str):
+    """A decoded completion that also says whether it stopped at the length limit.
+
+    A ``str``, so every caller that only wants the text keeps working; a critique
+    cut off by the limit often holds no verdict, so the proxy reports it
+    (``truncated``) instead of letting a stray digit pass for one.
+    """
+
+    truncated: bool
+
+    def __new__(cls, text: str, truncated: bool) -> Completion:
+        completion = super().__new__(cls, text)
+        completion.truncated = truncated
+        return completion
 
 
 class Generator(Protocol):
@@ -125,10 +143,18 @@ def _vllm_input(prompt: PreparedPrompt) -> dict[str, Any]:
     return request
 
 
-def _greedy_params(max_new_tokens: int) -> Any:
+def _greedy_params(model_defaults: dict[str, Any], max_new_tokens: int) -> Any:
+    """vLLM parameters that decode as ``model.generate(do_sample=False)`` does.
+
+    transformers keeps the checkpoint's ``generation_config.json`` under greedy
+    decoding (Qwen2.5-VL-7B-Instruct sets ``repetition_penalty`` 1.05); vLLM
+    applies those defaults only when no ``SamplingParams`` are given. So the
+    engine's reading of them (``ModelConfig.get_diff_sampling_param``) is applied
+    here, with sampling turned off and our length limit.
+    """
     from vllm import SamplingParams
 
-    return SamplingParams(temperature=0.0, max_tokens=max_new_tokens)
+    return SamplingParams.from_optional(**{**model_defaults, "temperature": 0.0, "max_tokens": max_new_tokens})
 
 
 class TransformersGenerator:
@@ -164,7 +190,13 @@ class TransformersGenerator:
         with torch.inference_mode():
             output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
         completions = output[:, inputs["input_ids"].shape[1]:]
-        return self.processor.batch_decode(completions, skip_special_tokens=True)
+        texts = self.processor.batch_decode(completions, skip_special_tokens=True)
+        # A row without an end-of-sequence token ran until the limit (the batch stops only then or
+        # when every row has ended).
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = eos if isinstance(eos, list) else [] if eos is None else [eos]
+        ended = torch.isin(completions, torch.tensor(eos_ids, dtype=completions.dtype, device=completions.device))
+        return [Completion(text, not bool(row.any())) for text, row in zip(texts, ended)]
 
 
 def _engine_kwargs(model_path: str | Path, tp: int, dtype: str, max_model_len: int | None,
@@ -189,13 +221,15 @@ class VllmGenerator:
         self.image_root, self.pixels = image_root, pixels
         self.processor = AutoProcessor.from_pretrained(str(model_path))
         self.llm = LLM(**_engine_kwargs(model_path, tp, dtype, max_model_len, gpu_memory_utilization, engine_kwargs))
+        self.model_defaults = self.llm.llm_engine.model_config.get_diff_sampling_param()
 
     def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
         if not batch:
             return []
         inputs = [_vllm_input(prepare_prompt(self.processor, m, self.image_root, self.pixels)) for m in batch]
-        outputs = self.llm.generate(inputs, _greedy_params(max_new_tokens), use_tqdm=False)
-        return [output.outputs[0].text for output in outputs]
+        outputs = self.llm.generate(inputs, _greedy_params(self.model_defaults, max_new_tokens), use_tqdm=False)
+        return [Completion(output.outputs[0].text, output.outputs[0].finish_reason == "length")
+                for output in outputs]
 
     def shutdown(self) -> None:
         """Stop the engine's worker processes now rather than at interpreter exit."""
@@ -221,17 +255,18 @@ class AsyncVllmGenerator:
         args = AsyncEngineArgs(**_engine_kwargs(model_path, tp, dtype, max_model_len, gpu_memory_utilization,
                                                 {"disable_log_stats": True, **engine_kwargs}))
         self.engine = AsyncLLM.from_engine_args(args)
+        self.model_defaults = self.engine.model_config.get_diff_sampling_param()
 
     async def generate_one(self, messages: Messages, max_new_tokens: int) -> str:
         """One greedy completion; image decoding runs in a thread so the event loop keeps serving."""
         prompt = await asyncio.to_thread(prepare_prompt, self.processor, messages, self.image_root, self.pixels)
         final = None
-        async for output in self.engine.generate(_vllm_input(prompt), _greedy_params(max_new_tokens),
-                                                 request_id=uuid.uuid4().hex):
+        params = _greedy_params(self.model_defaults, max_new_tokens)
+        async for output in self.engine.generate(_vllm_input(prompt), params, request_id=uuid.uuid4().hex):
             final = output
         if final is None:
             raise RuntimeError("vLLM returned no output")
-        return final.outputs[0].text
+        return Completion(final.outputs[0].text, final.outputs[0].finish_reason == "length")
 
     async def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
         """One greedy completion per conversation, all in flight at once."""

@@ -108,8 +108,12 @@ def build_tokenizer(output: Path) -> None:
     fast.save_pretrained(output)
 
 
-def build_model(output: Path, seed: int = 0) -> None:
-    """Write a random Qwen2.5-VL with the shape documented in the module docstring."""
+def build_model(output: Path, seed: int = 0, repetition_penalty: float | None = None) -> None:
+    """Write a random Qwen2.5-VL with the shape documented in the module docstring.
+
+    ``repetition_penalty`` goes into ``generation_config.json``, as
+    Qwen2.5-VL-7B-Instruct's 1.05 does: greedy decoding must apply it everywhere.
+    """
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
@@ -154,6 +158,8 @@ def build_model(output: Path, seed: int = 0) -> None:
     generation.eos_token_id = [FIRST_SPECIAL_ID + 2, FIRST_SPECIAL_ID]
     generation.pad_token_id = FIRST_SPECIAL_ID
     generation.do_sample = False
+    if repetition_penalty is not None:
+        generation.repetition_penalty = repetition_penalty
     model.save_pretrained(output, safe_serialization=True)
 
 
@@ -172,10 +178,10 @@ def build_processor(output: Path) -> None:
     processor.save_pretrained(output)
 
 
-def make_tiny_model(output: Path, seed: int = 0) -> Path:
+def make_tiny_model(output: Path, seed: int = 0, repetition_penalty: float | None = None) -> Path:
     """Build the whole checkpoint folder (config, weights, tokenizer, processor)."""
     output.mkdir(parents=True, exist_ok=True)
     build_tokenizer(output)
-    build_model(output, seed=seed)
+    build_model(output, seed=seed, repetition_penalty=repetition_penalty)
     build_processor(output)
     return output

@@ -46,7 +46,10 @@ logger = logging.getLogger("proxy_grm.proxy")
 
 OPEN_PATHS = frozenset({"/health"})
 MAX_ASPECT_RATIO = 200  # qwen_vl_utils.smart_resize refuses longer/shorter side ratios above this
-DEFAULT_MAX_NEW_TOKENS = 1024
+# The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
+# can run past 1,024 tokens; a critique cut off there has no <answer> and its last stray digit
+# becomes the reward. vLLM also stops at the model length, so this bounds nothing below it.
+DEFAULT_MAX_NEW_TOKENS = 16384
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,16 @@ async def _load_images(items: list[RewardItem], image_root: Path | None, fields:
 def judge(critique: str, answer: int, request_id: str | int | None = None) -> RewardResult:
     """The release server's rule: verdict from ``<answer>`` (else the last 1/2); +1 iff it equals ``answer``.
 
+    ``truncated`` comes from the backend's ``Completion`` (a plain string counts as complete).
+
     >>> judge("<think>..</think><answer>2</answer>", 2).reward
     1.0
     >>> judge("no digits at all", 1).model_dump()
-    {'reward': -1.0, 'verdict': None, 'critique': 'no digits at all', 'id': None}
+    {'reward': -1.0, 'verdict': None, 'critique': 'no digits at all', 'truncated': False, 'id': None}
     """
     verdict = parse_verdict(critique, Fallback.LAST_DIGIT)
-    return RewardResult(reward=1.0 if verdict == answer else -1.0, verdict=verdict, critique=critique, id=request_id)
+    return RewardResult(reward=1.0 if verdict == answer else -1.0, verdict=verdict, critique=critique,
+                        truncated=getattr(critique, "truncated", False), id=request_id)
 
 
 async def score_items(app: FastAPI, items: list[RewardItem], fields: list[str]) -> list[RewardResult]:
@@ -120,7 +126,10 @@ async def score_items(app: FastAPI, items: list[RewardItem], fields: list[str]) 
         for item, image in zip(items, images)
     ]
     critiques = await backend.generate(conversations, config.max_new_tokens)
-    return [judge(critique, item.answer, item.id) for item, critique in zip(items, critiques, strict=True)]
+    results = [judge(critique, item.answer, item.id) for item, critique in zip(items, critiques, strict=True)]
+    app.state.critiques += len(results)
+    app.state.truncated_critiques += sum(result.truncated for result in results)
+    return results
 
 
 def _summary(results: list[RewardResult]) -> str:
@@ -215,6 +224,7 @@ def create_app(config: ServiceConfig,
 
     app = FastAPI(title="Proxy-GRM proxy agent", lifespan=lifespan)
     app.state.config = config
+    app.state.critiques = app.state.truncated_critiques = 0
 
     app.add_middleware(GuardAndLog, api_key=config.api_key)
 
@@ -231,7 +241,9 @@ def create_app(config: ServiceConfig,
 
     @app.get("/health")
     async def health() -> HealthResponse:
-        return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name)
+        return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name,
+                              max_new_tokens=config.max_new_tokens, critiques=app.state.critiques,
+                              truncated_critiques=app.state.truncated_critiques)
 
     @app.post("/check_images")
     async def check_images(request_body: ImageCheckRequest) -> ImageCheckResponse:

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the release's port, so its trainer-side defaults (ip/api_port) reach this service")
     parser.add_argument("--tp", type=int, default=1, help="tensor-parallel size (vllm backend)")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS,
-                        help="longest critique the proxy may write (greedy decoding)")
+                        help="longest critique the proxy may write (greedy decoding; default: the release's "
+                             "16,384, and vLLM stops at the model length); cut-off critiques are flagged "
+                             "'truncated' and counted at /health")
     parser.add_argument("--api-key", default=os.environ.get(API_KEY_ENV),
                         help=f"require 'Authorization: Bearer KEY' on the reward endpoints (/health stays open); "
                              f"defaults to ${API_KEY_ENV}, which keeps the key out of the process list")

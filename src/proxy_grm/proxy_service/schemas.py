@@ -64,6 +64,7 @@ class RewardResult(BaseModel):
     reward: float
     verdict: int | None
     critique: str
+    truncated: bool = Field(default=False, description="the critique stopped at --max-new-tokens")
     id: StrictStr | StrictInt | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -95,3 +96,6 @@ class HealthResponse(BaseModel):
     status: str
     model: str
     backend: str
+    max_new_tokens: int
+    critiques: int = Field(description="critiques written since start-up")
+    truncated_critiques: int = Field(description="of those, the ones cut off at max_new_tokens")

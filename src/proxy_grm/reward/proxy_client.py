@@ -48,9 +48,13 @@ class ProxyProtocolError(ProxyCallError):
 
 @dataclass(frozen=True)
 class Judgement:
-    """The proxy's reward (+1.0 or -1.0) and how many attempts it took."""
+    """The proxy's reward (+1.0 or -1.0), whether its critique hit the length limit, and the attempts it took.
+
+    ``truncated`` is False for proxies that do not report it (the release's).
+    """
 
     reward: float
+    truncated: bool
     url: str
     attempts: int
 
@@ -77,7 +81,7 @@ class ProxyPool:
         rotated = candidates[start:] + candidates[:start]
         return min(rotated, key=self.in_flight.__getitem__)
 
-    async def _post_once(self, url: str, payload: dict[str, Any]) -> float:
+    async def _post_once(self, url: str, payload: dict[str, Any]) -> tuple[float, bool]:
         self.in_flight[url] += 1
         try:
             response = await self.client.post(url, json=payload)
@@ -88,12 +92,13 @@ class ProxyPool:
         if response.status_code != 200:
             raise ProxyProtocolError(url, f"HTTP {response.status_code}: {response.text[:500]}")
         try:
-            reward = response.json()["reward"]
+            answer = response.json()
+            reward = answer["reward"]
         except (ValueError, KeyError, TypeError):
             raise ProxyProtocolError(url, f"answer has no JSON 'reward': {response.text[:200]!r}") from None
         if isinstance(reward, bool) or reward not in (1, -1):
             raise ProxyProtocolError(url, f"'reward' must be 1.0 or -1.0, got {reward!r}")
-        return float(reward)
+        return float(reward), answer.get("truncated") is True
 
     async def judge(self, payload: dict[str, Any], max_retries: int, backoff_s: float) -> Judgement:
         """Post one rubric to the proxy; retry transient failures, then raise."""
@@ -101,7 +106,8 @@ class ProxyPool:
         for attempt in range(max_retries + 1):
             url = self.pick(failed)
             try:
-                return Judgement(await self._post_once(url, payload), url, attempt + 1)
+                reward, truncated = await self._post_once(url, payload)
+                return Judgement(reward, truncated, url, attempt + 1)
             except ProxyProtocolError as error:
                 error.attempts = attempt + 1
                 raise

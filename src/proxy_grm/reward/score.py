@@ -21,6 +21,7 @@ Every call returns the same keys, all numbers (verl stacks them into arrays):
 | proxy_called    | 1 when the proxy answered                       |                    |
 | proxy_failed    | 1 when the call failed and was scored as p = 0  |                    |
 | proxy_attempts  | HTTP attempts made (retries + 1; 0 if no call)  |                    |
+| proxy_truncated | 1 when the proxy's critique hit its length cap  |                    |
 
 Deviation from the release: a rollout without ``</rubric>`` is not sent to the
 proxy and gets p = -1 (the release sent the whole text as a "rubric"). Bad rows
@@ -40,6 +41,7 @@ from proxy_grm.reward.settings import RewardSettings, resolve_settings
 SCORE_KEYS = (
     "score", "accuracy_reward", "proxy_reward", "format_reward", "verdict_correct", "well_formatted",
     "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_attempts",
+    "proxy_truncated",
 )
 PAIR_FIELDS = ("question", "chosen", "rejected", "image")
 
@@ -75,7 +77,7 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
     accuracy = 1.0 if correct else -1.0
     formatted = settings.use_format and is_well_formatted(solution_str)
     rubric = extract_rubric(solution_str)
-    judgement, called, failed, attempts = 0, 0, 0, 0
+    judgement, called, failed, attempts, truncated = 0, 0, 0, 0, False
 
     if settings.use_proxy:
         if rubric is None:
@@ -90,7 +92,7 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
                 logger.warning("%s; scored as the release did (proxy reward 0, on_failure=score_as_release)", error)
                 failed, attempts = 1, error.attempts
             else:
-                judgement, called, attempts = int(result.reward), 1, result.attempts
+                judgement, called, attempts, truncated = int(result.reward), 1, result.attempts, result.truncated
         accuracy, proxy = settings.mode.apply(correct, judgement)
     else:
         proxy = 0.0
@@ -108,6 +110,7 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
         "proxy_called": float(called),
         "proxy_failed": float(failed),
         "proxy_attempts": float(attempts),
+        "proxy_truncated": float(truncated),
     }
 
 
