@@ -168,7 +168,7 @@ def grm_prompt(question: str, response_1: str, response_2: str) -> str:
 def release_grm_prompt(question: str, response_1: str, response_2: str) -> str:
     """The release eval scripts' user text for one pair (their ``qs``), character for character.
 
-    >>> release_grm_prompt("Q?", "a", "b").split("</answer>")[1].startswith("\\n<image>\\n[Client Question]")
+    >>> release_grm_prompt("Q?", "a", "b").split("</answer>")[-1].startswith("\\n<image>\\n[Client Question]")
     True
     """
     pair = RELEASE_PAIR_TEMPLATE.format(question=question, response_1=response_1, response_2=response_2)
