@@ -117,3 +117,30 @@ def test_cuda_requires_visible_devices(tmp_path: Path) -> None:
     env = {"MODEL_PATH": "m", "DATA_PATH": str(data), "OUTPUT_DIR": "o", "CUDA_VISIBLE_DEVICES": ""}
     result = _run(LAUNCHERS[0], env)
     assert result.returncode == 2 and "CUDA_VISIBLE_DEVICES" in result.stderr
+
+
+def test_release_variable_names_are_aliases(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    env = {"model_path": "/release/model", "data_path": str(data), "output_path": "/release/out", "gpus": "0,1",
+           "swanlab_project": "proj", "swanlab_exp_name": "exp", "DRY_RUN": "1", "MODEL_PATH": "", "DATA_PATH": "",
+           "OUTPUT_DIR": "", "CUDA_VISIBLE_DEVICES": "", "REPORT_TO": ""}
+    result = _run(LAUNCHERS[1], env)
+    assert result.returncode == 0, result.stderr
+    assert "NPROC_PER_NODE=2 CUDA_VISIBLE_DEVICES=0,1" in result.stdout
+    command = result.stdout.strip().splitlines()[-1].split()
+    flags = dict(zip(command[2::2], command[3::2]))
+    assert (flags["--model"], flags["--dataset"], flags["--output_dir"]) == ("/release/model", str(data), "/release/out")
+    assert (flags["--report_to"], flags["--swanlab_project"], flags["--swanlab_exp_name"]) == ("swanlab", "proj", "exp")
+    for ours, theirs in [("MODEL_PATH", "model_path"), ("DATA_PATH", "data_path"), ("OUTPUT_DIR", "output_path"),
+                         ("CUDA_VISIBLE_DEVICES", "gpus")]:
+        assert f"{ours} taken from the release's {theirs}" in result.stderr
+
+
+def test_sdpa_needs_no_flash_attn(tmp_path: Path) -> None:
+    data = tmp_path / "d.jsonl"
+    data.write_text("{}\n")
+    env = {"MODEL_PATH": "m", "DATA_PATH": str(data), "OUTPUT_DIR": "o", "CUDA_VISIBLE_DEVICES": "0",
+           "ATTN_IMPL": "sdpa", "DRY_RUN": "1"}
+    command = _run(LAUNCHERS[0], env).stdout.strip().splitlines()[-1].split()
+    assert dict(zip(command[2::2], command[3::2]))["--attn_impl"] == "sdpa"

