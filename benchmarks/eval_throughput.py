@@ -22,6 +22,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from proxy_grm.supervise import supervise
+
 
 def synthetic_pairs(root: Path, count: int) -> Path:
     """``count`` image pairs in the eval JSONL, with distinct small images."""
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
+    supervise()  # the engine's processes must not outlive this one, even after a SIGKILL
     os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 

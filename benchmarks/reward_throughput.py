@@ -33,6 +33,7 @@ from proxy_grm.prompts import proxy_prompt
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import proxy_payload
+from proxy_grm.supervise import supervise
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
@@ -170,6 +171,7 @@ def run_offline(args: argparse.Namespace, model_path: Path, payloads: list[dict]
 
 def main() -> None:
     args = parse_args()
+    supervise()  # the proxy and the offline engine must not outlive this process, even after a SIGKILL
     n = args.rollouts
     os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")

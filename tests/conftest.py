@@ -1,14 +1,24 @@
-"""Shared fixtures: the tiny model, the two environments, and real local servers."""
+"""Shared fixtures: the tiny model, the two environments, and real local servers.
+
+No process the tests start may outlive the test session: a vLLM engine left behind
+keeps its memory. The session adopts orphaned descendants (so an engine whose parent
+was killed is still found), and a session that ends with any of its descendants
+still running kills them and fails, naming them.
+"""
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
+import psutil
 import pytest
 
 from proxy_grm.servers import ServerProcess, free_port, vllm_env  # noqa: F401  (re-exported to tests)
+from proxy_grm.supervise import adopt_orphans
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
@@ -29,6 +39,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    adopt_orphans()
+
+
+@pytest.hookimpl(trylast=True)  # after the session's fixtures are torn down
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    survivors = surviving_descendants(grace_s=5.0)
+    if not survivors:
+        return
+    lines = []
+    for process in survivors:
+        with suppress(psutil.Error):
+            lines.append(f"  pid {process.pid} (parent {process.ppid()}): {' '.join(process.cmdline())[:200]}")
+            process.kill()
+    psutil.wait_procs(survivors, timeout=10)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reporter.write_sep("!", "FAILED: processes started by the tests outlived them (now killed)", red=True)
+    reporter.write_line("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def surviving_descendants(grace_s: float) -> list[psutil.Process]:
+    """Descendants of this process still running (zombies excluded), once they had ``grace_s`` to exit."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = [p for p in psutil.Process().children(recursive=True) if is_running(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.2)
+
+
+def is_running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,19 @@
 """Local server processes (proxy, teacher, vLLM) for the demo and the tests.
 
-A server is started as a real subprocess and waited on until its health URL
-answers; its output goes to a log file whose tail is shown when it fails.
+A server is started as a real subprocess, in a process group of its own, and
+waited on until its health URL answers; its output goes to a log file whose tail
+is shown when it fails. Stopping it ends the whole group: a vLLM server's engine
+processes would otherwise outlive it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import httpx
@@ -40,7 +44,8 @@ class ServerProcess:
         self.argv, self.health_url, self.log_path = argv, health_url, log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env or dict(os.environ))
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
+                                     start_new_session=True)
 
     def wait_healthy(self, timeout_s: float = 240.0, headers: dict[str, str] | None = None) -> "ServerProcess":
         deadline = time.monotonic() + timeout_s
@@ -60,16 +65,20 @@ class ServerProcess:
         self._log.flush()
         return self.log_path.read_bytes()[-chars:].decode(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, grace_s: float = 15.0) -> None:
+        """SIGTERM the server's process group; SIGKILL whatever of it is left after ``grace_s``."""
         if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            self._signal_group(signal.SIGTERM)
+            with suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=grace_s)
+        self._signal_group(signal.SIGKILL)  # also what outlived the server itself
+        self.proc.wait()
         if not self._log.closed:
             self._log.close()
+
+    def _signal_group(self, signum: int) -> None:
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signum)
 
     def __enter__(self) -> "ServerProcess":
         return self

@@ -10,6 +10,7 @@ from pathlib import Path
 from proxy_grm.demo import pipeline
 from proxy_grm.demo.report import write_report
 from proxy_grm.demo.stages import StageFailed, StageRunner
+from proxy_grm.supervise import supervise
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    supervise(argv)  # the servers and engines it starts must not outlive it, even after a SIGKILL
     config = pipeline.DemoConfig(
         out_dir=args.out.resolve(), pairs_per_source=args.pairs_per_source, teacher=args.teacher,
         sft_steps=args.sft_steps, proxy_backend=args.proxy_backend, eval_backend=args.eval_backend,

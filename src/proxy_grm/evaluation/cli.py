@@ -20,6 +20,7 @@ from proxy_grm.evaluation.scoring import AUTHORS, GUESS_SEED, PROTOCOLS, RELEASE
 from proxy_grm.generation import Generator
 from proxy_grm.parsing import Fallback
 from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, pixel_budget
+from proxy_grm.supervise import supervise
 
 
 def score_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
@@ -155,6 +156,8 @@ def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSumm
     backend = _backend(args.backend)
     if backend == "vllm" and importlib.util.find_spec("vllm") is None:
         parser.error("--backend vllm: vllm is not installed in this environment")
+    if backend == "vllm":
+        supervise(argv)  # the engine's processes must not outlive this one, even after a SIGKILL
     config = RunConfig(
         benchmark=benchmark, question_file=args.question_file, answers_file=args.answers_file, seed=args.seed,
         protocol=args.protocol, order=Order(args.order) if args.order else None,

@@ -18,6 +18,7 @@ from pathlib import Path
 from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, pixel_budget
 from proxy_grm.proxy_service.app import DEFAULT_MAX_NEW_TOKENS, ServiceConfig, create_app
 from proxy_grm.proxy_service.backends import BACKENDS, BackendConfig
+from proxy_grm.supervise import supervise
 
 API_KEY_ENV = "PROXY_GRM_API_KEY"
 DEFAULT_HOST = "127.0.0.1"
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
     validate(args, parser)
+    if args.backend == "vllm":
+        supervise(argv)  # the engine's processes must not outlive this one, even after a SIGKILL
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.api_key is None and not _is_loopback(args.host):
         logger.warning("serving on %s without --api-key: anyone who can reach this port can use the proxy", args.host)
