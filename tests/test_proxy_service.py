@@ -196,7 +196,10 @@ def test_wrong_model_path_fails_fast_with_a_message(tmp_path: Path, problem: str
 def test_health_is_open_and_names_model_and_backend(server: Server, tiny_model_dir: Path) -> None:
     response = httpx.get(server.url + "/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "model": str(tiny_model_dir), "backend": server.backend}
+    health = response.json()
+    assert {k: health[k] for k in ("status", "model", "backend")} == {
+        "status": "ok", "model": str(tiny_model_dir), "backend": server.backend}
+    assert health["max_new_tokens"] == MAX_NEW_TOKENS and health["truncated_critiques"] <= health["critiques"]
 
 
 def test_release_payload_gets_reward_verdict_critique(server: Server) -> None:
@@ -204,7 +207,7 @@ def test_release_payload_gets_reward_verdict_critique(server: Server) -> None:
         response = server.post("/get_reward_mllm", item(answer=answer, extra_release_field="ignored"))
         assert response.status_code == 200, response.text
         result = response.json()
-        assert set(result) == {"reward", "verdict", "critique"}  # no "id" unless the request sent one
+        assert set(result) == {"reward", "verdict", "critique", "truncated"}  # no "id" unless the request sent one
         assert_result(result, int(answer))
         assert len(response.headers["X-Request-ID"]) == 12
 

@@ -307,8 +307,13 @@ def check_stray_engines() -> list[Problem]:
     """vLLM engine processes left by an earlier run hold GPU memory the next launch needs."""
     from proxy_grm.supervise import stray_engines
 
-    return [Problem("engines", f"stray vLLM engine process {engine}: kill it (`kill -9 {engine.pid}`)")
-            for engine in stray_engines()]
+    problems = []
+    for engine in stray_engines():
+        memory = f"{engine.rss_mib or 0:.0f} MiB resident" + (
+            "" if engine.gpu_mib is None else f", {engine.gpu_mib:.0f} MiB GPU")
+        problems.append(Problem("engines", f"stray vLLM process {engine.pid} {engine.name} ({memory}), left by a "
+                                           f"killed run: `kill -9 {engine.pid}`"))
+    return problems
 
 
 def verl_problems(overrides: list[str]) -> tuple[Any, list[Problem]]:
