@@ -355,3 +355,98 @@ def test_load_1000_requests_at_concurrency_64(server: Server) -> None:
           f"({total / elapsed:.1f} req/s): p50 {quantiles[49] * 1000:.0f} ms, p99 {quantiles[98] * 1000:.0f} ms")
     assert errors == [] and len(latencies) == total
     assert httpx.get(server.url + "/health").status_code == 200
+
+
+# ---- /metrics ---------------------------------------------------------------------------------------
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def scrape(url: str) -> Samples:
+    """Every sample of ``/metrics``, parsed by the Prometheus client's own text-format parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = httpx.get(url + "/metrics", timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(response.text) for sample in family.samples}
+
+
+def delta(after: Samples, before: Samples, name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_metrics_count_the_requests_sent_during_a_load(server: Server) -> None:
+    """Counters match what was sent, by endpoint, status and error kind; /metrics answers under load."""
+    single, batch = "/get_reward_mllm", "/get_reward_mllm_batch"
+    sends: list[tuple[str, dict[str, object], dict[str, str]]] = (
+        [(single, {"json": item(id=i, question=f"Load question {i}?")}, AUTH) for i in range(40)]
+        + [(batch, {"json": {"items": [item(question=f"Batch {b}.{i}?") for i in range(4)]}}, AUTH) for b in range(3)]
+        + [(single, {"json": item(answer="3")}, AUTH)] * 5
+        + [(single, {"json": item(image="notes.txt")}, AUTH)] * 3
+        + [(single, {"json": item()}, {})] * 2
+        + [(single, {"content": b"{}"}, {**AUTH, "Content-Type": "text/plain"})]
+    )
+    before = scrape(server.url)
+
+    async def load() -> tuple[list[int], list[Samples]]:
+        async with httpx.AsyncClient(base_url=server.url, timeout=300) as client:
+            requests = asyncio.gather(*(client.post(path, headers=headers, **kwargs)  # type: ignore[arg-type]
+                                        for path, kwargs, headers in sends))
+            during = [await asyncio.to_thread(scrape, server.url) for _ in range(3)]
+            return [response.status_code for response in await requests], during
+
+    statuses, during = asyncio.run(load())
+    after = scrape(server.url)
+    assert sorted(statuses) == sorted([200] * 43 + [422] * 8 + [401] * 2 + [415])
+    for samples in during:
+        assert 0 <= samples[("proxy_grm_requests_in_flight", ())] <= len(sends)
+
+    assert delta(after, before, "proxy_grm_requests_total", endpoint=single, status="200") == 40
+    assert delta(after, before, "proxy_grm_requests_total", endpoint=batch, status="200") == 3
+    assert delta(after, before, "proxy_grm_requests_total", endpoint=single, status="422") == 8
+    assert delta(after, before, "proxy_grm_requests_total", endpoint=single, status="401") == 2
+    assert delta(after, before, "proxy_grm_requests_total", endpoint=single, status="415") == 1
+    errors = {kind: delta(after, before, "proxy_grm_errors_total", kind=kind)
+              for kind in ("invalid_request", "bad_image", "unauthorized", "content_type", "server_error")}
+    assert errors == {"invalid_request": 5, "bad_image": 3, "unauthorized": 2, "content_type": 1, "server_error": 0}
+    assert delta(after, before, "proxy_grm_request_latency_seconds_count", endpoint=single) == 51
+    assert delta(after, before, "proxy_grm_request_latency_seconds_count", endpoint=batch) == 3
+    assert delta(after, before, "proxy_grm_critiques_total") == 40 + 12
+    assert after[("proxy_grm_requests_in_flight", ())] == 0 and after[("proxy_grm_pending_critiques", ())] == 0
+    health = httpx.get(server.url + "/health").json()
+    assert health["critiques"] == after[("proxy_grm_critiques_total", ())]
+    assert health["truncated_critiques"] == after[("proxy_grm_truncated_critiques_total", ())]
+
+
+def total(samples: Samples, name: str) -> float:
+    """A metric summed over its labels (vLLM labels its counters by model and engine)."""
+    return sum(value for (sample, _), value in samples.items() if sample == name)
+
+
+def words(count: int, seed: int) -> str:
+    vocabulary = "the red box sits on a wooden table near the window in bright morning light".split()
+    return " ".join(vocabulary[(seed * 7 + i * 3) % len(vocabulary)] for i in range(count))
+
+
+def test_a_grpo_group_reuses_its_shared_prefix(server: Server) -> None:
+    """8 rollouts of one pair differ only in the rubric: the engine computes the shared part once.
+
+    Fails if the vLLM backend's prefix cache is turned off (its hits stay at 0).
+    """
+    if server.backend != "vllm":
+        pytest.skip("the transformers backend has no prefix cache: it computes every prompt in full")
+    pair = item(question=words(30, 1), chosen=words(150, 2), rejected=words(150, 3), image="tall.jpg")
+    group = [{**pair, "rubric": f"<rubric>{words(40, 10 + k)} criterion {k}</rubric>"} for k in range(8)]
+    before = scrape(server.url)
+    assert server.post("/get_reward_mllm", group[0]).status_code == 200
+    response = server.post("/get_reward_mllm_batch", {"items": group[1:]})
+    assert response.status_code == 200, response.text
+    after = scrape(server.url)
+    queries = total(after, "vllm:prefix_cache_queries_total") - total(before, "vllm:prefix_cache_queries_total")
+    hits = total(after, "vllm:prefix_cache_hits_total") - total(before, "vllm:prefix_cache_hits_total")
+    assert queries > 0, "vLLM counted no prefix-cache lookups: is the prefix cache off?"
+    print(f"\nprefix cache: {hits:.0f} of {queries:.0f} prompt tokens ({hits / queries:.0%})")
+    assert hits / queries >= 0.6

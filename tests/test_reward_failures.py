@@ -7,6 +7,7 @@ opt-in ``on_failure=score_as_release`` turns it into p = 0, counted per rollout.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -76,16 +77,36 @@ def test_proxy_killed_mid_batch_raises_naming_url(tmp_path: Path) -> None:
         assert outcome.attempts == 3
 
 
-def test_opt_in_policy_scores_failures_as_release_and_counts_them(tmp_path: Path) -> None:
+def test_opt_in_policy_scores_failures_as_release_and_counts_them(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
     server, base = start_stub(tmp_path, "--delay-s", "30")
     try:
-        outcomes = asyncio.run(kill_mid_batch(server, base, 6, on_failure="score_as_release"))
+        with caplog.at_level(logging.WARNING, logger="proxy_grm.reward.proxy_client"):
+            outcomes = asyncio.run(kill_mid_batch(server, base, 6, on_failure="score_as_release"))
     finally:
         server.stop()
+    [line] = [r.getMessage() for r in caplog.records if "scored as the release did" in r.getMessage()]
+    assert f"{base}/get_reward_mllm" in line and "6 call(s)" in line, line
     assert [o["proxy_failed"] for o in outcomes] == [1.0] * 6
     # p = 0 in the default additive mode: a + 0 + 0.5 f
     assert {(o["score"], o["proxy_reward"], o["proxy_called"], o["proxy_attempts"]) for o in outcomes} == {
         (1.5, 0.0, 0.0, 3.0)}
+
+
+def test_a_proxy_restart_logs_one_line_per_round_not_per_call(tmp_path: Path,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """50 calls fail at once (a restarting proxy): one warning names the URL, the cause and the 50 waiting."""
+    calls = 50
+    server, base = start_stub(tmp_path, "--fail-first", str(calls))
+    try:
+        with caplog.at_level(logging.WARNING, logger="proxy_grm.reward.proxy_client"):
+            outcomes = asyncio.run(score_many(calls, proxy_url=base, max_retries=2, backoff_s=2.0, timeout_s=30))
+    finally:
+        server.stop()
+    assert all(o["proxy_called"] == 1.0 and o["proxy_attempts"] == 2.0 for o in outcomes), outcomes
+    [line] = [record.getMessage() for record in caplog.records]
+    assert line.startswith(f"proxy {base}/get_reward_mllm: _Retryable: HTTP 503"), line
+    assert f"{calls} call(s) wait, retry 1/2 in 1.00s" in line, line
 
 
 def test_calls_spread_over_replicas(tmp_path: Path) -> None:

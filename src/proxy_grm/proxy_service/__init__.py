@@ -11,6 +11,9 @@ Endpoints (contract in ``schemas``):
 - ``POST /get_reward_mllm_batch``: ``{"items": [...]}`` -> ``{"results": [...]}`` in order.
 - ``GET /health``: ``{"status": "ok", "model", "backend"}``, answered only once the
   model is loaded (it loads before the port is bound). Always open, even with ``--api-key``.
+- ``GET /metrics``: Prometheus text format (requests, errors by kind, in flight, latency,
+  critiques and truncated critiques; with vLLM the engine's own, prefix-cache hits among them;
+  see ``metrics``). Open like ``/health``: it holds counts, never a critique.
 
 Decisions:
 
@@ -27,5 +30,6 @@ Decisions:
   latency, verdict counts), never the critique.
 
 ``schemas`` holds the contract, ``backends`` the engines (vLLM async engine,
-batched transformers), ``app`` the FastAPI app factory, ``cli`` the command line.
+batched transformers), ``app`` the FastAPI app factory, ``metrics`` the Prometheus
+metrics, ``cli`` the command line.
 """

@@ -23,6 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,6 +32,7 @@ from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import Fallback, parse_verdict
 from proxy_grm.prompts import proxy_prompt
 from proxy_grm.proxy_service.backends import BackendConfig, ProxyBackend, load_backend
+from proxy_grm.proxy_service.metrics import ServiceMetrics
 from proxy_grm.proxy_service.schemas import (
     MAX_BODY_BYTES,
     BatchRequest,
@@ -44,7 +46,8 @@ from proxy_grm.proxy_service.schemas import (
 
 logger = logging.getLogger("proxy_grm.proxy")
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})
+METERED_PATHS = frozenset({"/get_reward_mllm", "/get_reward_mllm_batch", "/check_images"})  # others: "other"
 MAX_ASPECT_RATIO = 200  # qwen_vl_utils.smart_resize refuses longer/shorter side ratios above this
 # The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
 # can run past 1,024 tokens; a critique cut off there has no <answer> and its last stray digit
@@ -125,10 +128,15 @@ async def score_items(app: FastAPI, items: list[RewardItem], fields: list[str]) 
         chat_messages(proxy_prompt(item.question, item.chosen, item.rejected, item.rubric), image=image)
         for item, image in zip(items, images)
     ]
-    critiques = await backend.generate(conversations, config.max_new_tokens)
+    metrics: ServiceMetrics = app.state.metrics
+    metrics.pending_critiques.inc(len(conversations))
+    try:
+        critiques = await backend.generate(conversations, config.max_new_tokens)
+    finally:
+        metrics.pending_critiques.dec(len(conversations))
     results = [judge(critique, item.answer, item.id) for item, critique in zip(items, critiques, strict=True)]
-    app.state.critiques += len(results)
-    app.state.truncated_critiques += sum(result.truncated for result in results)
+    metrics.critiques.inc(len(results))
+    metrics.truncated_critiques.inc(sum(result.truncated for result in results))
     return results
 
 
@@ -138,32 +146,33 @@ def _summary(results: list[RewardResult]) -> str:
 
 
 class GuardAndLog:
-    """Auth, content type and body size, checked before the body is read; one log line per request.
+    """Auth, content type and body size, checked before the body is read; one log line and the metrics per request.
 
     Plain ASGI rather than ``@app.middleware("http")``, which costs a task and a
     stream per request: under load the proxy should spend its CPU on the model.
     """
 
-    def __init__(self, app: ASGIApp, api_key: str | None):
+    def __init__(self, app: ASGIApp, api_key: str | None, metrics: ServiceMetrics):
         self.app = app
         self.api_key = api_key
+        self.metrics = metrics
 
     def _reject(self, request: Request, state: dict[str, Any]) -> Response | None:
         if self.api_key is not None and request.url.path not in OPEN_PATHS:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not secrets.compare_digest(token.encode(), self.api_key.encode()):
-                state["summary"] = "error=unauthorized"
+                state.update(summary="error=unauthorized", error_kind="unauthorized")
                 return _error(401, [{"field": "Authorization", "message": "missing or wrong bearer token"}],
                               {"WWW-Authenticate": "Bearer"})
         if request.method == "POST":
             media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if media_type != "application/json":
-                state["summary"] = "error=content_type"
+                state.update(summary="error=content_type", error_kind="content_type")
                 return _error(415, [{"field": "Content-Type",
                                      "message": f"expected application/json, got {media_type or 'none'!r}"}])
             length = request.headers.get("content-length", "")
             if length.isdigit() and int(length) > MAX_BODY_BYTES:
-                state["summary"] = "error=too_large"
+                state.update(summary="error=too_large", error_kind="too_large")
                 return _error(413, [{"field": "body", "message": f"larger than {MAX_BODY_BYTES} bytes"}])
         return None
 
@@ -173,9 +182,11 @@ class GuardAndLog:
             return
         request_id = uuid.uuid4().hex[:12]
         state = scope.setdefault("state", {})
-        state.update(summary="", items=0)
+        state.update(summary="", items=0, error_kind=None)
         started = time.monotonic()
         status = 0
+        path = scope["path"]
+        metered = path not in OPEN_PATHS
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -185,6 +196,8 @@ class GuardAndLog:
             await send(message)
 
         request = Request(scope)
+        if metered:
+            self.metrics.in_flight.inc()
         try:
             rejection = self._reject(request, state)
             if rejection is not None:
@@ -193,15 +206,19 @@ class GuardAndLog:
                 await self.app(scope, receive, send_with_id)
         except Exception as error:  # noqa: BLE001 - a failed generation must not stop the server
             logger.exception("id=%s failed", request_id)
-            state["summary"] = f"error={type(error).__name__}"
+            state.update(summary=f"error={type(error).__name__}", error_kind="server_error")
             if status:
                 raise
             failure = _error(500, [{"field": "server", "message": f"{type(error).__name__}: {error}"}])
             await failure(scope, receive, send_with_id)
-        if request.url.path not in OPEN_PATHS:
+        finally:
+            if metered:
+                self.metrics.in_flight.dec()
+        if metered:
+            latency_s = time.monotonic() - started
+            self.metrics.observe(path if path in METERED_PATHS else "other", status, latency_s, state["error_kind"])
             logger.info("id=%s %s %s status=%d items=%d latency_ms=%.1f %s", request_id, request.method,
-                        request.url.path, status, state["items"], (time.monotonic() - started) * 1000,
-                        state["summary"])
+                        path, status, state["items"], latency_s * 1000, state["summary"])
 
 
 def create_app(config: ServiceConfig,
@@ -224,26 +241,33 @@ def create_app(config: ServiceConfig,
 
     app = FastAPI(title="Proxy-GRM proxy agent", lifespan=lifespan)
     app.state.config = config
-    app.state.critiques = app.state.truncated_critiques = 0
+    app.state.metrics = metrics = ServiceMetrics()
 
-    app.add_middleware(GuardAndLog, api_key=config.api_key)
+    app.add_middleware(GuardAndLog, api_key=config.api_key, metrics=metrics)
 
     @app.exception_handler(RequestValidationError)
     async def on_validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(error)
         request.state.summary = f"error={errors[0]['field']}"
+        request.state.error_kind = "invalid_request"
         return _error(422, errors)
 
     @app.exception_handler(ImageLoadError)
     async def on_image_error(request: Request, error: ImageLoadError) -> JSONResponse:
         request.state.summary = f"error={error.field}"
+        request.state.error_kind = "bad_image"
         return _error(422, [{"field": error.field, "message": error.reason}])
 
     @app.get("/health")
     async def health() -> HealthResponse:
         return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name,
-                              max_new_tokens=config.max_new_tokens, critiques=app.state.critiques,
-                              truncated_critiques=app.state.truncated_critiques)
+                              max_new_tokens=config.max_new_tokens, critiques=metrics.count("critiques"),
+                              truncated_critiques=metrics.count("truncated_critiques"))
+
+    @app.get("/metrics")
+    async def prometheus_metrics() -> Response:
+        """Prometheus text format (see ``metrics``); open like ``/health``: counts only, never a critique."""
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/check_images")
     async def check_images(request_body: ImageCheckRequest) -> ImageCheckResponse:

@@ -1,10 +1,15 @@
 """Engines behind the proxy service, all batching concurrent requests.
 
 - ``vllm``: vLLM's async engine; every request goes in as it arrives and the
-  engine batches continuously (the GPU path, and the release's choice).
+  engine batches continuously (the GPU path, and the release's choice). Its prefix
+  cache is on: the rollouts of a GRPO group send the same image, instruction,
+  question and responses and differ only in the rubric, which comes last, so the
+  shared part is computed once per group (see ``benchmarks/reward_throughput.py``).
+  Its stats are on too, so ``/metrics`` shows the cache's hits.
 - ``transformers``: one model, one worker thread; requests that arrive within
   ``batch_wait_ms`` of each other (up to ``max_batch_size``) share one
-  left-padded ``generate`` call instead of running one by one.
+  left-padded ``generate`` call instead of running one by one. It has no prefix
+  cache: every prompt is computed in full, shared prefix included.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class BackendConfig:
     max_model_len: int | None = None
     gpu_memory_utilization: float | None = None
     enforce_eager: bool = False
+    prefix_caching: bool = True  # vllm backend; off only to measure what the cache is worth
     max_batch_size: int | None = None
     batch_wait_ms: float = 10.0
     pixels: PixelBudget | None = None  # None: the shared budget (proxy_grm.pixels)
@@ -140,7 +146,8 @@ class VllmBackend:
         self.generator = AsyncVllmGenerator(
             config.model_path, tp=config.tp, dtype=config.dtype, max_model_len=config.max_model_len,
             gpu_memory_utilization=config.gpu_memory_utilization, enforce_eager=config.enforce_eager,
-            pixels=config.pixels, **({"max_num_seqs": config.max_batch_size} if config.max_batch_size else {}),
+            pixels=config.pixels, enable_prefix_caching=config.prefix_caching, disable_log_stats=False,
+            **({"max_num_seqs": config.max_batch_size} if config.max_batch_size else {}),
         )
 
     async def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:

@@ -30,7 +30,7 @@ logger = logging.getLogger("proxy_grm.proxy")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Serve the proxy agent: POST /get_reward_mllm (the release's payload), "
-                    "POST /get_reward_mllm_batch, GET /health.",
+                    "POST /get_reward_mllm_batch, GET /health, GET /metrics (Prometheus).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model-path", type=Path, required=True,
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gpu-memory-utilization", type=float, default=None, help="vllm backend")
     parser.add_argument("--enforce-eager", action="store_true",
                         help="vllm backend: skip graph compilation (faster start-up, e.g. on CPU)")
+    parser.add_argument("--prefix-caching", action=argparse.BooleanOptionalAction, default=True,
+                        help="vllm backend: reuse the computed prefix shared by the rollouts of a GRPO group "
+                             "(image, question, responses; only the rubric differs); off only to measure it")
     parser.add_argument("--max-batch-size", type=int, default=None,
                         help="most sequences per batch (transformers default 32; vllm: the engine's max_num_seqs)")
     parser.add_argument("--batch-wait-ms", type=float, default=10.0,
@@ -145,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
         backend=BackendConfig(
             model_path=args.model_path, backend=args.backend, tp=args.tp, dtype=args.dtype, device=args.device,
             max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
-            enforce_eager=args.enforce_eager, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
+            enforce_eager=args.enforce_eager, prefix_caching=args.prefix_caching,
+            max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
             pixels=pixel_budget(args.max_pixels),
         ),
         max_new_tokens=args.max_new_tokens,

@@ -7,6 +7,10 @@ errors, timeouts, 429 and 5xx with exponential backoff on another replica when
 there is one, and then raises ``ProxyUnavailableError`` naming the URL and cause.
 A 4xx or a malformed answer is not retried: it means a bad request or a server
 that does not speak this protocol, and retrying would hide it.
+
+Retry warnings are logged once per endpoint and round (``WarningBatch``): a proxy
+restart during a 2,048-rollout step fails every call within milliseconds, and one
+line per call would bury the log.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import itertools
 import logging
 import weakref
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
+WARNING_WINDOW_S = 1.0  # longest a warning waits for the identical ones of other calls
 
 
 class ProxyCallError(RuntimeError):
@@ -59,6 +65,35 @@ class Judgement:
     attempts: int
 
 
+class WarningBatch:
+    """Warnings that many concurrent calls raise together, logged as one line per key.
+
+    The first ``add`` for a key opens a window; at its end one line is logged, told how
+    many calls it stands for. ``flush`` logs what is still open (before a loop closes).
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[Hashable, tuple[int, Callable[[int], str], asyncio.TimerHandle]] = {}
+
+    def add(self, key: Hashable, window_s: float, line: Callable[[int], str]) -> None:
+        """Count one call under ``key``; ``line(calls)`` is the text logged when the window ends."""
+        if key in self._open:
+            calls, first_line, timer = self._open[key]
+            self._open[key] = (calls + 1, first_line, timer)
+            return
+        timer = asyncio.get_running_loop().call_later(window_s, self._log, key)
+        self._open[key] = (1, line, timer)
+
+    def _log(self, key: Hashable) -> None:
+        calls, line, timer = self._open.pop(key)
+        timer.cancel()
+        logger.warning(line(calls))
+
+    def flush(self) -> None:
+        for key in list(self._open):
+            self._log(key)
+
+
 class ProxyPool:
     """The proxy replicas of one settings object, seen from one event loop."""
 
@@ -73,6 +108,7 @@ class ProxyPool:
         )
         self.in_flight = dict.fromkeys(self.endpoints, 0)
         self._turn = itertools.count()
+        self.warnings = WarningBatch()
 
     def pick(self, avoid: set[str]) -> str:
         """The replica with the fewest calls in flight, skipping ``avoid`` unless nothing else is left."""
@@ -116,13 +152,24 @@ class ProxyPool:
                 failed.add(url)
             if attempt < max_retries:
                 delay = min(backoff_s * 2**attempt, MAX_BACKOFF_S)
-                logger.warning("proxy %s: %s; retry %d/%d in %.2fs", url, cause, attempt + 1, max_retries, delay)
+                self._warn_retry(url, cause, attempt + 1, max_retries, delay)
                 await asyncio.sleep(delay)
         raise ProxyUnavailableError(
             url, f"{cause} (after {max_retries + 1} attempts; tried {sorted(failed)})", max_retries + 1
         )
 
+    def _warn_retry(self, url: str, cause: str, retry: int, max_retries: int, delay: float) -> None:
+        """One line per endpoint and round: the calls that failed there within the window, and when they retry."""
+        window = min(delay / 2, WARNING_WINDOW_S)
+
+        def line(calls: int) -> str:
+            return (f"proxy {url}: {cause}; {calls} call(s) wait, retry {retry}/{max_retries} "
+                    f"in {delay - window:.2f}s (on another replica when there is one)")
+
+        self.warnings.add(("retry", url, retry), window, line)
+
     async def aclose(self) -> None:
+        self.warnings.flush()
         await self.client.aclose()
 
 

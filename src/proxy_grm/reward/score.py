@@ -31,11 +31,10 @@ missing fields, where the release silently skipped the proxy.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_label, parse_verdict
-from proxy_grm.reward.proxy_client import ProxyCallError, get_pool
+from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, get_pool
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
 
 SCORE_KEYS = (
@@ -44,8 +43,6 @@ SCORE_KEYS = (
     "proxy_truncated",
 )
 PAIR_FIELDS = ("question", "chosen", "rejected", "image")
-
-logger = logging.getLogger(__name__)
 
 
 def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: str) -> dict[str, str]:
@@ -89,7 +86,10 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
             except ProxyCallError as error:
                 if settings.on_failure == "raise":
                     raise
-                logger.warning("%s; scored as the release did (proxy reward 0, on_failure=score_as_release)", error)
+                get_pool(settings).warnings.add(
+                    ("scored_as_release", error.url), WARNING_WINDOW_S,
+                    lambda calls, error=error: f"{error}; {calls} call(s) scored as the release did "
+                                               "(proxy reward 0, on_failure=score_as_release)")
                 failed, attempts = 1, error.attempts
             else:
                 judgement, called, attempts, truncated = int(result.reward), 1, result.attempts, result.truncated
