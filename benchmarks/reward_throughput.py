@@ -6,10 +6,26 @@
 (c) the limit: the engine's offline batched generation on the same proxy prompts,
     with no HTTP and no server.
 
-Prints (a)/(b) (targets >= 10 with the vLLM backend) and (b)/(c) (target <= 1.25).
-The server and the offline engine run one after the other, never together.
+Two workloads:
+
+- ``uniform`` (default): distinct short prompts; prints (a)/(b) (target >= 10 with
+  the vLLM backend) and (b)/(c) (target <= 1.25).
+- ``grpo``: the shape of a GRPO step, ``--pairs`` pairs x ``--group-size`` rollouts.
+  The rollouts of a pair share the image, the question and both responses (a few
+  hundred tokens each) and differ in the rubric (~200 tokens), which comes last in
+  the proxy prompt; they are sent in the order verl streams them (a group's rollouts
+  close together, groups interleaved). (b) and (c) run with the engine's prefix cache
+  on and off; prints time, prompt tokens, the share of prompt tokens served from the
+  cache (vLLM's own counters: the proxy's ``/metrics``, the offline engine's
+  registry), (b)/(c) (target <= 1.10 with the cache on) and on/off speed ratios.
+  The transformers backend has no prefix cache: it runs once and computes every
+  prompt in full.
+
+The server and the offline engine run one after the other, never together. Ratios
+are measured within one run, so they hold on a busy machine where absolute times do not.
 
     .venv-vllm/bin/python benchmarks/reward_throughput.py                 # tiny model, vLLM on CPU
+    .venv-vllm/bin/python benchmarks/reward_throughput.py --workload grpo # 32 pairs x 8 rollouts
     python benchmarks/reward_throughput.py --model-path DIR --no-enforce-eager   # a real proxy on a GPU
 """
 
@@ -18,14 +34,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from PIL import Image
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import extract_rubric
@@ -45,7 +65,14 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-path", type=Path, default=None,
                         help="proxy checkpoint; default: build the tiny random Qwen2.5-VL in a temporary folder")
     parser.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
-    parser.add_argument("--rollouts", type=int, default=256)
+    parser.add_argument("--workload", choices=("uniform", "grpo"), default="uniform")
+    parser.add_argument("--rollouts", type=int, default=256, help="uniform workload")
+    parser.add_argument("--pairs", type=int, default=32, help="grpo workload: pairs per step")
+    parser.add_argument("--group-size", type=int, default=8, help="grpo workload: rollouts per pair (GRPO's n)")
+    parser.add_argument("--response-tokens", type=int, default=300, help="grpo workload: each of the two responses")
+    parser.add_argument("--rubric-tokens", type=int, default=200, help="grpo workload")
+    parser.add_argument("--image-side", type=int, default=448,
+                        help="grpo workload: square images of this side (448: 256 image tokens)")
     parser.add_argument("--max-new-tokens", type=int, default=128,
                         help="critique length (the tiny model never stops early); real proxy critiques run "
                              "~100-300 tokens, and with much shorter ones prefill and per-request overhead dominate")
@@ -56,8 +83,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=18741)
     parser.add_argument("--startup-timeout-s", type=float, default=600)
     args = parser.parse_args()
-    if args.rollouts < 1 or args.max_new_tokens < 1:
-        parser.error("--rollouts and --max-new-tokens must be at least 1")
+    counts = ("rollouts", "max_new_tokens", "pairs", "group_size", "response_tokens", "rubric_tokens", "image_side")
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
 
@@ -94,10 +123,11 @@ def release_payloads(rows: list[dict]) -> list[dict]:
                           row["data_source"]) for row in rows]
 
 
-def start_proxy(args: argparse.Namespace, model_path: Path, log_path: Path) -> subprocess.Popen:
+def start_proxy(args: argparse.Namespace, model_path: Path, log_path: Path,
+                extra_flags: tuple[str, ...] = ()) -> subprocess.Popen:
     argv = [sys.executable, str(PROXY_SCRIPT), "--model-path", str(model_path), "--backend", args.backend,
             "--port", str(args.port), "--max-new-tokens", str(args.max_new_tokens), "--dtype", args.dtype,
-            "--max-model-len", str(args.max_model_len)]
+            "--max-model-len", str(args.max_model_len), *extra_flags]
     if args.enforce_eager:
         argv.append("--enforce-eager")
     process = subprocess.Popen(argv, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
@@ -146,27 +176,179 @@ def run_ours(base_url: str, rows: list[dict]) -> float:
     return elapsed
 
 
-def run_offline(args: argparse.Namespace, model_path: Path, payloads: list[dict]) -> float:
-    """(c) The same proxy prompts through the engine's offline batched generation."""
+def run_offline(args: argparse.Namespace, model_path: Path, payloads: list[dict], prefix_caching: bool = True,
+                warm_up: list[dict] | None = None) -> tuple[float, EngineCounts]:
+    """(c) The same proxy prompts through the engine's offline batched generation.
+
+    The warm-up runs ``warm_up`` (default: the first two prompts), as the server's first requests do.
+    """
     from proxy_grm.generation import TransformersGenerator, VllmGenerator
 
     if args.backend == "vllm":
         generator = VllmGenerator(model_path, dtype=args.dtype, max_model_len=args.max_model_len,
-                                  enforce_eager=args.enforce_eager)
+                                  enforce_eager=args.enforce_eager, enable_prefix_caching=prefix_caching,
+                                  disable_log_stats=False)
     else:
         generator = TransformersGenerator(model_path, dtype=args.dtype)
-    conversations = [
-        chat_messages(proxy_prompt(p["question"], p["chosen"], p["rejected"], p["rubric"]), image=p["image"])
-        for p in payloads
-    ]
     try:
-        generator.generate(conversations[:2], args.max_new_tokens)  # warm-up, as the server's first requests are
+        generator.generate(proxy_conversations(warm_up or payloads[:2]), args.max_new_tokens)
+        before = EngineCounts.parse(generate_latest(REGISTRY).decode())
         started = time.perf_counter()
-        generator.generate(conversations, args.max_new_tokens)
-        return time.perf_counter() - started
+        generator.generate(proxy_conversations(payloads), args.max_new_tokens)
+        elapsed = time.perf_counter() - started
+        return elapsed, EngineCounts.parse(generate_latest(REGISTRY).decode()) - before
     finally:
         if isinstance(generator, VllmGenerator):
             generator.shutdown()
+
+
+def proxy_conversations(payloads: list[dict]) -> list[list[dict]]:
+    """The proxy service's prompts for these payloads, built as the service builds them."""
+    return [chat_messages(proxy_prompt(p["question"], p["chosen"], p["rejected"], p["rubric"]), image=p["image"])
+            for p in payloads]
+
+
+@dataclass(frozen=True)
+class EngineCounts:
+    """vLLM's own counters: prompt tokens, and the prompt tokens looked up in / served from its prefix cache."""
+
+    prompt_tokens: float = 0.0
+    cache_queries: float = 0.0
+    cache_hits: float = 0.0
+
+    @classmethod
+    def parse(cls, exposition: str) -> EngineCounts:
+        """From Prometheus text (the proxy's ``/metrics``, or this process's registry), summed over labels."""
+        names = {"vllm:prompt_tokens_total": "prompt_tokens", "vllm:prefix_cache_queries_total": "cache_queries",
+                 "vllm:prefix_cache_hits_total": "cache_hits"}
+        values = dict.fromkeys(names.values(), 0.0)
+        for family in text_string_to_metric_families(exposition):
+            for sample in family.samples:
+                if sample.name in names:
+                    values[names[sample.name]] += sample.value
+        return cls(**values)
+
+    def __sub__(self, other: EngineCounts) -> EngineCounts:
+        return EngineCounts(self.prompt_tokens - other.prompt_tokens, self.cache_queries - other.cache_queries,
+                            self.cache_hits - other.cache_hits)
+
+    @property
+    def hit_share(self) -> float:
+        """Share of prompt tokens served from the cache (0 with the cache off)."""
+        return self.cache_hits / self.prompt_tokens if self.prompt_tokens else 0.0
+
+
+# ---- the GRPO-shaped workload ---------------------------------------------------------------------
+
+WORDS = ("the image shows a red box on a wooden table near the window while bright light falls across "
+         "its left side and the answer should name colour shape position and count of every object").split()
+
+
+def filler(tokenizer, tokens: int, rng: random.Random) -> str:
+    """Text of exactly ``tokens`` tokens of the proxy's tokenizer (real lengths, whatever its vocabulary)."""
+    ids = tokenizer.encode(" ".join(rng.choices(WORDS, k=tokens)), add_special_tokens=False)[:tokens]
+    return tokenizer.decode(ids)
+
+
+def stream_order(pairs: int, group_size: int, rng: random.Random, spread: float = 3.0) -> list[tuple[int, int]]:
+    """(pair, rollout) in the order verl's agent loop finishes and scores them.
+
+    Pair p's rollouts start together and finish at p + U(0, spread) (in units of one pair's
+    rollout time): a group's rollouts arrive close together, neighbouring groups interleave.
+    """
+    finish = [(pair + rng.uniform(0, spread), pair, rollout) for pair in range(pairs) for rollout in range(group_size)]
+    return [(pair, rollout) for _, pair, rollout in sorted(finish)]
+
+
+def make_grpo_rollouts(args: argparse.Namespace, tokenizer, image_dir: Path, pairs: int, seed: int) -> list[dict]:
+    """verl-style rows for ``pairs`` pairs x ``--group-size`` rollouts, in streaming order."""
+    rng = random.Random(seed)
+    groups = []
+    for pair in range(pairs):
+        image = image_dir / f"pair_{seed}_{pair}.png"
+        Image.new("RGB", (args.image_side, args.image_side), (rng.randrange(256), rng.randrange(256), 90)).save(image)
+        groups.append({"question": f"Question {pair}: {filler(tokenizer, 30, rng)}?",
+                       "chosen": filler(tokenizer, args.response_tokens, rng),
+                       "rejected": filler(tokenizer, args.response_tokens, rng),
+                       "image": str(image), "answer": str(1 + pair % 2)})
+    rows = []
+    for pair, rollout in stream_order(pairs, args.group_size, rng):
+        label = groups[pair]["answer"]
+        rubric = f"<rubric>\n{rollout}. {filler(tokenizer, args.rubric_tokens, rng)}\n</rubric>"
+        rows.append({"data_source": "benchmark", "ground_truth": label, "extra_info": groups[pair],
+                     "solution_str": f"{rubric}\n<eval>Response {label} is better.</eval>\n<answer>{label}</answer>"})
+    return rows
+
+
+def scrape(base_url: str) -> EngineCounts:
+    return EngineCounts.parse(httpx.get(f"{base_url}/metrics", timeout=60).text)
+
+
+@dataclass(frozen=True)
+class Measured:
+    seconds: float
+    counts: EngineCounts
+
+
+def run_grpo(args: argparse.Namespace, model_path: Path, scratch_dir: Path) -> None:
+    """(b) and (c) on one GRPO step, with the prefix cache on and off (vLLM), and the ratios."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    rows = make_grpo_rollouts(args, tokenizer, scratch_dir, args.pairs, seed=0)
+    warm_up = make_grpo_rollouts(args, tokenizer, scratch_dir, 1, seed=1)[:2]  # another pair: warms no prefix
+    base_url = f"http://127.0.0.1:{args.port}"
+    settings = (True, False) if args.backend == "vllm" else (False,)
+    ours: dict[bool, Measured] = {}
+    offline: dict[bool, Measured] = {}
+    for cache in settings:
+        flags = () if args.backend != "vllm" else ("--prefix-caching",) if cache else ("--no-prefix-caching",)
+        print(f"starting the {args.backend} proxy{' (prefix cache ' + ('on' if cache else 'off') + ')' if flags else ''}"
+              " ...", flush=True)
+        proxy = start_proxy(args, model_path, scratch_dir / f"proxy-{cache}.log", flags)
+        try:
+            run_ours(base_url, warm_up)
+            before = scrape(base_url)
+            print(f"(b) {len(rows)} concurrent compute_score calls in streaming order ...", flush=True)
+            seconds = run_ours(base_url, rows)
+            ours[cache] = Measured(seconds, scrape(base_url) - before)
+        finally:
+            proxy.terminate()
+            proxy.wait(timeout=60)
+    for cache in settings:
+        print(f"(c) offline batched generation{' (prefix cache ' + ('on' if cache else 'off') + ')' if len(settings) > 1 else ''} ...",
+              flush=True)
+        seconds, counts = run_offline(args, model_path, release_payloads(rows), cache, release_payloads(warm_up))
+        offline[cache] = Measured(seconds, counts)
+    report_grpo(args, model_path, len(rows), ours, offline)
+
+
+def report_grpo(args: argparse.Namespace, model_path: Path, n: int, ours: dict[bool, Measured],
+                offline: dict[bool, Measured]) -> None:
+    print(f"\nGRPO-shaped reward step: {args.pairs} pairs x {args.group_size} rollouts = {n} proxy prompts, "
+          f"{args.backend} backend, max_new_tokens={args.max_new_tokens}, responses {args.response_tokens} tokens "
+          f"each, rubric ~{args.rubric_tokens} tokens, {args.image_side}x{args.image_side} images, "
+          f"model={model_path if args.model_path else 'tiny random Qwen2.5-VL'}; {os.cpu_count()} CPUs, "
+          "shared with other work: compare the ratios, not the seconds")
+    print(f"  {'':44} {'seconds':>8} {'rollouts/s':>10} {'prompt tokens':>13} {'from cache':>10}")
+    for label, runs in (("(b) ours, compute_score -> proxy", ours), ("(c) offline batched generation", offline)):
+        for cache, run in sorted(runs.items(), reverse=True):
+            name = f"{label}, cache {'on' if cache else 'off'}" if args.backend == "vllm" else label
+            tokens = f"{run.counts.prompt_tokens:13.0f}" if args.backend == "vllm" else f"{'n/a':>13}"
+            share = f"{run.counts.hit_share:10.0%}" if args.backend == "vllm" else f"{'no cache':>10}"
+            print(f"  {name:<44} {run.seconds:8.2f} {n / run.seconds:10.1f} {tokens} {share}")
+    if args.backend == "vllm":
+        shared_bound = (args.group_size - 1) / args.group_size
+        print(f"  (b)/(c), cache on  = {ours[True].seconds / offline[True].seconds:.2f}   (target <= 1.10)")
+        print(f"  (b)/(c), cache off = {ours[False].seconds / offline[False].seconds:.2f}")
+        print(f"  cache off/on speed: (b) {ours[False].seconds / ours[True].seconds:.2f}x, "
+              f"(c) {offline[False].seconds / offline[True].seconds:.2f}x")
+        print(f"  prompt tokens served from the cache: (b) {ours[True].counts.hit_share:.0%}, "
+              f"(c) {offline[True].counts.hit_share:.0%} (target >= 60%; at most {shared_bound:.0%} of the shared "
+              "part, in whole cache blocks)")
+    else:
+        print(f"  (b)/(c) = {ours[False].seconds / offline[False].seconds:.2f}; the transformers backend has no "
+              "prefix cache: each of a group's prompts is computed in full, shared prefix included")
 
 
 def main() -> None:
@@ -182,6 +364,9 @@ def main() -> None:
             from proxy_grm.tiny_model import make_tiny_model
 
             model_path = make_tiny_model(scratch_dir / "tiny-model")
+        if args.workload == "grpo":
+            run_grpo(args, model_path, scratch_dir)
+            return
         rows = make_rollouts(args.rollouts, scratch_dir)
         payloads = release_payloads(rows)
         base_url = f"http://127.0.0.1:{args.port}"
@@ -199,7 +384,7 @@ def main() -> None:
             proxy.terminate()
             proxy.wait(timeout=60)
         print("(c) offline batched generation ...", flush=True)
-        offline_s = run_offline(args, model_path, payloads)
+        offline_s, _ = run_offline(args, model_path, payloads)
 
     print(f"\nreward throughput: {n} rollouts, {args.backend} backend, max_new_tokens={args.max_new_tokens}, "
           f"model={model_path if args.model_path else 'tiny random Qwen2.5-VL'}")

@@ -122,6 +122,22 @@ class RequestFailed(Exception):
     pass
 
 
+def teacher_request(pair: PairRecord, config: TeacherConfig) -> tuple[dict[str, Any], bool, int]:
+    """The chat-completions body for one pair, whether its responses are shown swapped, and the label.
+
+    Raises ``OSError``/``ValueError`` when the pair's image cannot be read.
+    """
+    swapped = is_swapped(pair.id, config.seed)
+    response_1, response_2, label = shown_order(pair, swapped)
+    body = {
+        "model": config.model,
+        "messages": openai_messages(grm_prompt(pair.question, response_1, response_2), file_to_data_uri(pair.image)),
+        "max_tokens": config.max_tokens,
+        "temperature": config.temperature,
+    }
+    return body, swapped, label
+
+
 class TeacherClient:
     """Sends one pair, with bounded retries and exponential backoff with jitter across the endpoints."""
 
@@ -135,18 +151,10 @@ class TeacherClient:
         return url.rstrip("/") + "/chat/completions"
 
     async def critique(self, pair: PairRecord) -> dict[str, Any]:
-        swapped = is_swapped(pair.id, self.config.seed)
-        response_1, response_2, label = shown_order(pair, swapped)
         try:
-            image_uri = file_to_data_uri(pair.image)
+            body, swapped, label = teacher_request(pair, self.config)
         except (OSError, ValueError):
             raise RequestFailed("image_unreadable") from None
-        body = {
-            "model": self.config.model,
-            "messages": openai_messages(grm_prompt(pair.question, response_1, response_2), image_uri),
-            "max_tokens": self.config.max_tokens,
-            "temperature": self.config.temperature,
-        }
         headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
         last_error = ""
         for attempt in range(self.config.max_retries + 1):
