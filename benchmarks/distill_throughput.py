@@ -11,7 +11,7 @@ measured within one run, so they hold on a busy machine where absolute times do 
 Without ``--model-path`` it serves the tiny random Qwen2.5-VL, whose critiques run to ``--max-tokens``
 (a teacher writes a few thousand tokens per pair: distillation is generation-bound).
 
-    .venv-vllm/bin/python benchmarks/distill_throughput.py [--pairs 64] [--max-tokens 256] [--concurrency 64]
+    .venv-vllm/bin/python benchmarks/distill_throughput.py [--pairs 64] [--max-tokens 128] [--concurrency 16 --concurrency 64]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-path", type=Path, default=None,
                         help="teacher checkpoint; default: build the tiny random Qwen2.5-VL in a temporary folder")
     parser.add_argument("--pairs", type=int, default=64)
-    parser.add_argument("--max-tokens", type=int, default=256, help="critique length (the tiny model never stops)")
+    parser.add_argument("--max-tokens", type=int, default=128, help="critique length (the tiny model never stops)")
     parser.add_argument("--concurrency", type=int, action="append", default=None,
                         help=f"(b)'s concurrency; repeat to sweep (default: the client's, "
                              f"{TeacherConfig(base_urls=(), model='').concurrency})")
