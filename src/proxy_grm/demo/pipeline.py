@@ -238,7 +238,7 @@ def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint:
     so every reward branch (proxy called or not, right or wrong verdict) shows up.
     """
     from proxy_grm.reward import MODES
-    from proxy_grm.reward.verl_loop import Rollout, score_rollouts, trainer_config
+    from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
     data_dir = config.path("data")
     rows = _rollout_rows(config, data_dir)

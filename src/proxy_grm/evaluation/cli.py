@@ -12,7 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from proxy_grm.evaluation.answers import AnswersFileError
+from proxy_grm.datafiles import DataFileError
 from proxy_grm.evaluation.benchmarks import BENCHMARKS, Benchmark, Order, Unparsed
 from proxy_grm.evaluation.report import markdown_table, write_report
 from proxy_grm.evaluation.runner import RunConfig, RunSummary, pending_rows, run
@@ -51,7 +51,7 @@ def score_main(benchmark_name: str, argv: list[str] | None = None) -> dict:
         parser.error(f"--file_path {args.file_path}: no such file")
     try:
         return _score(benchmark, args)
-    except AnswersFileError as error:
+    except DataFileError as error:
         parser.exit(2, f"error: {error}\n")
 
 
@@ -175,7 +175,7 @@ def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSumm
     )
     try:
         questions, pending = pending_rows(config)
-    except AnswersFileError as error:
+    except DataFileError as error:
         parser.exit(2, f"error: {error}\n")
     if pending:
         print(f"{benchmark.title}: {len(pending)} of {len(questions)} pairs to generate with {backend} "
@@ -227,7 +227,7 @@ def transfer_main(argv: list[str] | None = None) -> dict:
         parser.error(f"--answers-file {args.answers_file}: no such file")
     try:
         inputs = transfer.transfer_items(args.answers_file, args.limit)
-    except AnswersFileError as error:
+    except DataFileError as error:
         parser.exit(2, f"error: {error}\n")
     evaluator: transfer.Evaluator
     if args.evaluator == "proxy":
