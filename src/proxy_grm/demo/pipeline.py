@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.data.sources import iter_pairs
+from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.demo.stages import StageFailed
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
 
@@ -318,14 +320,13 @@ def teacher_answers_file(config: DemoConfig, sets_dir: str) -> Path:
     """The teacher's critiques of the training pairs, in the eval answers format (id, prompt, chosen,
     rejected, image, critic, reverse), so the rubric-transfer script can read their rubrics."""
     work = Path(sets_dir).parent
-    pairs = {json.loads(line)["id"]: json.loads(line) for line in (work / "pairs.jsonl").read_text().splitlines()}
+    pairs = {pair.id: pair for pair in iter_pairs(work / "pairs.jsonl")}
     rows = []
-    for line in (work / "teacher_cache.jsonl").read_text().splitlines():
-        entry = json.loads(line)
+    for _, entry in iter_jsonl(work / "teacher_cache.jsonl"):
         pair = pairs[entry["id"]]
-        rows.append({"id": pair["id"], "prompt": pair["question"], "chosen": pair["chosen"],
-                     "rejected": pair["rejected"], "image": pair["image"], "critic": entry["output"],
-                     "reverse": bool(entry["swapped"])})
+        rows.append({"id": pair.id, "prompt": pair.question, "chosen": pair.preferred,
+                     "rejected": pair.dispreferred, "image": pair.image, "critic": entry["output"],
+                     "reverse": bool(entry["reverse"])})
     path = config.path("eval", "teacher_critiques", "answers.jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
