@@ -100,7 +100,7 @@ def run_plain_script(config: TeacherConfig, pairs: list[PairRecord], server_url:
     started = time.perf_counter()
     with httpx.Client(timeout=config.timeout_s) as client:
         for pair in pairs:
-            body, _, _ = teacher_request(pair, config)
+            body, _ = teacher_request(pair, config)
             response = client.post(config.base_urls[0].rstrip("/") + "/chat/completions", json=body)
             response.raise_for_status()
     seconds = time.perf_counter() - started

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.data.sources import iter_pairs
+from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.demo.stages import StageFailed
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
 
@@ -238,7 +240,7 @@ def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint:
     so every reward branch (proxy called or not, right or wrong verdict) shows up.
     """
     from proxy_grm.reward import MODES
-    from proxy_grm.reward.verl_loop import Rollout, score_rollouts, trainer_config
+    from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
     data_dir = config.path("data")
     rows = _rollout_rows(config, data_dir)
@@ -318,14 +320,13 @@ def teacher_answers_file(config: DemoConfig, sets_dir: str) -> Path:
     """The teacher's critiques of the training pairs, in the eval answers format (id, prompt, chosen,
     rejected, image, critic, reverse), so the rubric-transfer script can read their rubrics."""
     work = Path(sets_dir).parent
-    pairs = {json.loads(line)["id"]: json.loads(line) for line in (work / "pairs.jsonl").read_text().splitlines()}
+    pairs = {pair.id: pair for pair in iter_pairs(work / "pairs.jsonl")}
     rows = []
-    for line in (work / "teacher_cache.jsonl").read_text().splitlines():
-        entry = json.loads(line)
+    for _, entry in iter_jsonl(work / "teacher_cache.jsonl"):
         pair = pairs[entry["id"]]
-        rows.append({"id": pair["id"], "prompt": pair["question"], "chosen": pair["chosen"],
-                     "rejected": pair["rejected"], "image": pair["image"], "critic": entry["output"],
-                     "reverse": bool(entry["swapped"])})
+        rows.append({"id": pair.id, "prompt": pair.question, "chosen": pair.preferred,
+                     "rejected": pair.dispreferred, "image": pair.image, "critic": entry["output"],
+                     "reverse": bool(entry["reverse"])})
     path = config.path("eval", "teacher_critiques", "answers.jsonl")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
