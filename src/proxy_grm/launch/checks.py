@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -230,27 +231,11 @@ def _open_here(ref: Any) -> str | None:
 
 
 def sample_rows(files: list[Path], sample: int) -> list[dict[str, Any]]:
-    """The first ``sample`` rows of a set of training files (verl parquet or ms-swift JSONL)."""
-    rows: list[dict[str, Any]] = []
-    for path in files:
-        if len(rows) >= sample:
-            break
-        if path.suffix == ".parquet":
-            import pyarrow.parquet as pq
+    """The first ``sample`` rows of a set of training files (verl parquet, ms-swift JSONL)."""
+    from proxy_grm.datafiles import iter_rows
 
-            parquet = pq.ParquetFile(path)
-            columns = [c for c in ("images", "extra_info") if c in parquet.schema_arrow.names]
-            for batch in parquet.iter_batches(batch_size=sample, columns=columns):
-                rows += batch.to_pylist()[: sample - len(rows)]
-                break
-        else:
-            with path.open() as handle:
-                for line in handle:
-                    if line.strip():
-                        rows.append(json.loads(line))
-                    if len(rows) >= sample:
-                        break
-    return rows
+    rows = (row for path in files for row, _ in iter_rows(path, batch_rows=sample))
+    return list(itertools.islice(rows, sample))
 
 
 def check_images(files: list[Path], proxy_urls: list[str], api_key: str | None, sample: int = 16) -> list[Problem]:
