@@ -34,6 +34,7 @@ from proxy_grm.data.records import PairRecord, SkipRow, SourcePair
 LOADERS: dict[str, ModuleType] = {m.SOURCE: m for m in (llava_critic, rlaif_v, rlhf_v, mmif)}
 DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 PAIRS_FILE = "pairs.jsonl"
+SUMMARY_FILE = "pairs.summary.json"
 
 
 @dataclass(frozen=True)
@@ -302,7 +303,7 @@ def prepare_pairs(
             handle.write(record.to_json() + "\n")
     bar.close()
     partial.replace(out_dir / PAIRS_FILE)
-    (out_dir / "pairs.summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
 
 

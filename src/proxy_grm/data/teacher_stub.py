@@ -40,19 +40,17 @@ def stub_verdict(response_1: str, response_2: str) -> int:
 
 
 def grm_answer(response_1: str, response_2: str, image_size: tuple[int, int] | None) -> str:
+    """A short critique in the GRM format; the tiny demo model learns its shape in a few SFT steps."""
     verdict = stub_verdict(response_1, response_2)
-    n1, n2 = len(response_1.split()), len(response_2.split())
     size = f"{image_size[0]}x{image_size[1]}" if image_size else "none"
     return (
         "<rubric>\n"
-        f"1. Coverage of the image ({size} pixels) (60%): how much of the scene the response describes.\n"
-        "2. Fidelity (40%): whether the stated objects are present.\n"
-        "<justify>\nDescriptive questions reward coverage first.\n</justify>\n"
+        f"1. Detail (60%): more of the image ({size} pixels).\n"
+        "2. Accuracy (40%): objects in the image.\n"
+        "<justify>why</justify>\n"
         "</rubric>\n"
         "<eval>\n"
-        f"<summary_1>Response 1 uses {n1} words.</summary_1>\n"
-        f"<summary_2>Response 2 uses {n2} words.</summary_2>\n"
-        f"Response {verdict} covers more of the scene, so it scores higher on the heavier criterion.\n"
+        f"Response {verdict} has more words, so Response {verdict} is better.\n"
         "</eval>\n"
         f"<answer>{verdict}</answer>"
     )
@@ -110,7 +108,8 @@ def create_app(model: str = "teacher-stub", fail_every: int = 0, delay_s: float 
             content = grm_answer(match["r1"], match["r2"], size)
         elif match := _PROXY_RE.search(text):
             verdict = stub_verdict(match["r1"], match["r2"])
-            content = f"<think>Response {verdict} covers more of the scene.</think><answer>{verdict}</answer>"
+            content = (f"<think>Response {verdict} has more words, so Response {verdict} is better.</think>"
+                       f"<answer>{verdict}</answer>")
         else:
             raise HTTPException(status_code=400, detail="prompt is neither a GRM nor a proxy prompt")
         return {

@@ -125,17 +125,22 @@ class ProxyEvaluator:
         return image_to_data_uri(load_image(ref)) if self.inline_images else ref
 
     def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
-        verdicts: list[int | None] = []
+        return [r.get("verdict") if r.get("verdict") in (1, 2) else None for r in self.results(items, rubrics)]
+
+    def results(self, items: list[TransferItem], rubrics: list[str]) -> list[dict[str, Any]]:
+        """The service's result per item (``reward``, ``verdict``, ``critique``, ``truncated``)."""
+        results: list[dict[str, Any]] = []
         for start in range(0, len(items), self.batch_size):
             chunk = list(zip(items[start:start + self.batch_size], rubrics[start:start + self.batch_size]))
             body = {"items": [{"question": i.question, "chosen": i.response_1, "rejected": i.response_2,
                                "image": self._image(i.image), "answer": str(i.answer), "rubric": r}
                               for i, r in chunk]}
-            results = _post(self.client, self.url, body, self.retries).get("results")
-            if not isinstance(results, list) or len(results) != len(chunk):
-                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {results!r:.200}")
-            verdicts += [r.get("verdict") if r.get("verdict") in (1, 2) else None for r in results]
-        return verdicts
+            answer = _post(self.client, self.url, body, self.retries).get("results")
+            if not isinstance(answer, list) or len(answer) != len(chunk) or not all(
+                    isinstance(r, dict) for r in answer):
+                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {answer!r:.200}")
+            results += answer
+        return results
 
 
 class OpenAIEvaluator:
@@ -195,10 +200,15 @@ def run_transfer(inputs: TransferInputs, evaluator: Evaluator,
     return summary, rows
 
 
-def write_outputs(answers_file: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+def output_paths(answers_file: Path) -> tuple[Path, Path]:
     """``<stem>_rubric_transfer.json`` (summary) and ``.jsonl`` (per pair) next to the answers file."""
     stem = answers_file.with_name(answers_file.stem + "_rubric_transfer")
-    summary_path, rows_path = stem.with_suffix(".json"), stem.with_suffix(".jsonl")
+    return stem.with_suffix(".json"), stem.with_suffix(".jsonl")
+
+
+def write_outputs(answers_file: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """Write the summary and the per-pair rows at ``output_paths(answers_file)``."""
+    summary_path, rows_path = output_paths(answers_file)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     rows_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return summary_path, rows_path
