@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.records import is_swapped, shown_order
+from proxy_grm.pairs import is_reversed
 from proxy_grm.data.sources import iter_pairs, prepare_pairs
 from proxy_grm.data.split import split_and_write
 from proxy_grm.data.teacher_stub import grm_answer
@@ -33,10 +33,9 @@ def write_synthetic_cache(pairs: Path, cache: Path) -> int:
     count = 0
     with cache.open("w", encoding="utf-8") as out:
         for pair in iter_pairs(pairs):
-            swapped = is_swapped(pair.id, 0)
-            response_1, response_2, label = shown_order(pair, swapped)
-            entry = {"id": pair.id, "swapped": swapped, "label": label, "model": "stub",
-                     "output": grm_answer(response_1, response_2, (56, 56)), "finish_reason": "stop"}
+            shown = pair.shown(is_reversed(0, pair.id))
+            entry = {"id": pair.id, "reverse": shown.reverse, "label": shown.label, "model": "stub",
+                     "output": grm_answer(shown.response_1, shown.response_2, (56, 56)), "finish_reason": "stop"}
             out.write(json.dumps(entry) + "\n")
             count += 1
     return count

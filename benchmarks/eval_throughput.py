@@ -54,7 +54,8 @@ def main() -> None:
     from vllm import SamplingParams
 
     from proxy_grm.evaluation.benchmarks import VL_REWARDBENCH
-    from proxy_grm.evaluation.runner import RunConfig, is_reversed, load_questions, pair_messages, run
+    from proxy_grm.evaluation.runner import RunConfig, load_questions, pair_messages, run
+    from proxy_grm.pairs import is_reversed
     from proxy_grm.generation import TransformersGenerator, VllmGenerator, prepare_prompt
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -68,7 +69,7 @@ def main() -> None:
         config = RunConfig(VL_REWARDBENCH, questions_file, root / "answers.jsonl", batch_size=args.pairs,
                            max_new_tokens=args.max_new_tokens)
         questions = load_questions(questions_file)
-        conversations = [pair_messages(q, is_reversed(config.seed, i), config) for i, q in enumerate(questions)]
+        conversations = [pair_messages(q, is_reversed(config.seed, str(i)), config) for i, q in enumerate(questions)]
 
         hf = TransformersGenerator(model_path, dtype=args.dtype)
         start = time.perf_counter()

@@ -17,11 +17,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from proxy_grm.servers import ServerProcess, free_port, vllm_env  # noqa: F401  (re-exported to tests)
-from proxy_grm.supervise import adopt_orphans
+from helpers import REPO_ROOT, VLLM_PYTHON, is_running  # noqa: F401  (REPO_ROOT: tests/test_demo.py)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+from proxy_grm.servers import ServerProcess
+from proxy_grm.supervise import adopt_orphans
 
 # One intra-op thread: with 2 threads on 2 busy cores generation is 5-10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -72,13 +71,6 @@ def surviving_descendants(grace_s: float) -> list[psutil.Process]:
         time.sleep(0.2)
 
 
-def is_running(process: psutil.Process) -> bool:
-    try:
-        return process.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Qwen2.5-VL, built once per test session."""
@@ -111,3 +103,13 @@ def start_server(tmp_path: Path) -> Iterator:
     for server in started:
         server.stop()
 
+
+
+@pytest.fixture(scope="module")
+def stub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The proxy service with a fake backend (``reward_stub_proxy``), one per test module."""
+    from reward_stub_proxy import start_stub
+
+    server, base = start_stub(tmp_path_factory.mktemp("stub"))
+    yield base
+    server.stop()

@@ -1,32 +1,41 @@
-"""A stand-in proxy service speaking the proxy HTTP contract, for reward-function tests.
+"""The real proxy service (``proxy_service.app.create_app``) with a fake backend, for reward-function tests.
 
-Its "judgement" is read off the rubric: ``PICK1`` picks Response 1, ``PICK2``
-Response 2 (both or neither: no verdict), so a test controls the proxy reward of
-each rollout through its rubric text; ``TRUNCATED`` marks the critique as cut off
-at the length limit. It records every request body, can fail the
-first N requests with 503 and delay answers (to be killed mid-batch).
+Only the model is fake: requests go through the real app's validation, auth, image loading and judging.
+The fake backend's critique is read off the rubric in the prompt: ``PICK1`` picks Response 1, ``PICK2``
+Response 2 (both or neither: no verdict), so a test controls the proxy reward of each rollout through its
+rubric text; ``TRUNCATED`` marks the critique as cut off at the length limit. In front of the app, a thin
+ASGI layer records every request body (``GET /received``) and can answer the first N requests with 503
+(a proxy still warming up); ``--delay-s`` delays each critique (to be killed mid-batch).
+``POST /release/reward`` answers with ``reward`` only, as the release's deployments do.
 
-    python tests/reward_stub_proxy.py --port P [--fail-first N] [--delay-s S] [--api-key K]
+The pairs the tests send name the images in ``IMAGES``; the server's ``--image-root`` holds them.
+
+    python tests/reward_stub_proxy.py --port P --image-root DIR [--fail-first N] [--delay-s S] [--api-key K]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi import FastAPI
+from PIL import Image
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from proxy_grm.generation import Completion, Messages
+from proxy_grm.proxy_contract import BATCH_PATH, REWARD_PATH, RewardItem
+from proxy_grm.proxy_service.app import ServiceConfig, create_app, score_items
+from proxy_grm.proxy_service.backends import BackendConfig
+from proxy_grm.servers import ServerProcess, free_port
 
-class RewardRequest(BaseModel):
-    question: str
-    chosen: str
-    rejected: str
-    image: str
-    answer: str
-    rubric: str
+IMAGES = ("i.png", "img/cat.png")
+RELEASE_PATH = "/release/reward"
+RECORDED_PATHS = frozenset({REWARD_PATH, BATCH_PATH, RELEASE_PATH})
 
 
 def stub_verdict(rubric: str) -> int | None:
@@ -34,72 +43,109 @@ def stub_verdict(rubric: str) -> int | None:
     return picks.pop() if len(picks) == 1 else None
 
 
-def build_app(fail_first: int, delay_s: float, api_key: str | None) -> FastAPI:
-    app = FastAPI()
-    received: list[dict] = []
+class RubricPickBackend:
+    """A ``ProxyBackend`` whose critique follows the PICK1/PICK2/TRUNCATED markers in the prompt."""
 
-    def check_auth(authorization: str | None) -> None:
-        if api_key and authorization != f"Bearer {api_key}":
-            raise HTTPException(status_code=401, detail="missing or wrong bearer key")
+    name = "rubric-pick"
 
-    async def judge(request: RewardRequest) -> dict:
-        received.append(request.model_dump())
-        if len(received) <= fail_first:
-            return JSONResponse({"detail": "warming up"}, status_code=503)
-        await asyncio.sleep(delay_s)
-        verdict = stub_verdict(request.rubric)
-        reward = 1.0 if verdict is not None and str(verdict) == request.answer else -1.0
-        return {"reward": reward, "verdict": verdict, "critique": f"stub picked {verdict}",
-                "truncated": "TRUNCATED" in request.rubric}
+    def __init__(self, delay_s: float):
+        self.delay_s = delay_s
 
-    @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok"}
+    async def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        await asyncio.sleep(self.delay_s)
+        critiques = []
+        for messages in batch:
+            text = " ".join(part["text"] for part in messages[-1]["content"] if part.get("type") == "text")
+            verdict = stub_verdict(text)
+            critique = f"<answer>{verdict}</answer>" if verdict else "no verdict"
+            critiques.append(Completion(critique, truncated="TRUNCATED" in text))
+        return critiques
 
-    @app.post("/get_reward_mllm")
-    async def get_reward_mllm(request: RewardRequest, authorization: str | None = Header(None)) -> dict:
-        check_auth(authorization)
-        return await judge(request)
-
-    @app.post("/release/reward")
-    async def release_reward(request: RewardRequest) -> dict:
-        """The release's deployments answer with ``reward`` only."""
-        answer = await judge(request)
-        return answer if isinstance(answer, JSONResponse) else {"reward": answer["reward"]}
-
-    @app.get("/received")
-    async def received_bodies() -> list[dict]:
-        return received
-
-    return app
+    def close(self) -> None:
+        pass
 
 
-def start_stub(log_dir, *args: str):
+class RecordAndFail:
+    """Records each request body to the judging endpoints; answers the first ``fail_first`` with 503."""
+
+    def __init__(self, app: ASGIApp, fail_first: int):
+        self.app, self.fail_first = app, fail_first
+        self.received: list[Any] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/received":
+            await self._answer(send, 200, self.received)
+            return
+        if scope["path"] not in RECORDED_PATHS:
+            await self.app(scope, receive, send)
+            return
+        messages, body = [], b""
+        while True:
+            message = await receive()
+            messages.append(message)
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.received.append(json.loads(body or b"null"))
+        if len(self.received) <= self.fail_first:
+            await self._answer(send, 503, {"detail": "warming up"})
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _answer(send: Send, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def build_app(image_root: Path, fail_first: int, delay_s: float, api_key: str | None) -> ASGIApp:
+    config = ServiceConfig(backend=BackendConfig(model_path=Path("rubric-pick"), backend="rubric-pick"),
+                           api_key=api_key, image_root=image_root)
+    app: FastAPI = create_app(config, backend_loader=lambda _: RubricPickBackend(delay_s))
+
+    @app.post(RELEASE_PATH)
+    async def release_reward(item: RewardItem) -> dict[str, float]:
+        [result] = await score_items(app, [item], ["image"])
+        return {"reward": result.reward}
+
+    return RecordAndFail(app, fail_first)
+
+
+def start_stub(log_dir: Path | str, *args: str) -> tuple[ServerProcess, str]:
     """Start the stub as a real uvicorn subprocess; returns (ServerProcess, base URL). Caller stops it."""
-    import sys
-    from pathlib import Path
-
-    from conftest import ServerProcess, free_port
-
+    log_dir = Path(log_dir)
+    image_root = log_dir / "stub-images"
+    for name in IMAGES:
+        (image_root / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (28, 28), "red").save(image_root / name)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = ServerProcess([sys.executable, str(Path(__file__)), "--port", str(port), *args], f"{base}/health",
-                           Path(log_dir) / f"stub-{port}.log")
+    server = ServerProcess([sys.executable, str(Path(__file__)), "--port", str(port), "--image-root",
+                            str(image_root), *args], f"{base}/health", log_dir / f"stub-{port}.log")
     server.wait_healthy(timeout_s=60)
     return server, base
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--image-root", type=Path, required=True)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--api-key")
     args = parser.parse_args()
-    app = build_app(args.fail_first, args.delay_s, args.api_key)
+    app = build_app(args.image_root.resolve(), args.fail_first, args.delay_s, args.api_key)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
     main()
-

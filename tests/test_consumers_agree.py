@@ -16,10 +16,10 @@ from omegaconf import OmegaConf
 from PIL import Image
 from qwen_vl_utils import process_vision_info, smart_resize
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from proxy_grm import messages, prompts
-from proxy_grm.data.records import PairRecord
 from proxy_grm.data.writers import VerlParquetWriter, verl_row
+from proxy_grm.pairs import PairRecord
 from proxy_grm.pixels import (
     DEFAULT_MIN_PIXELS,
     IMAGE_FACTOR,
@@ -107,7 +107,7 @@ def large_pair(tmp_path_factory: pytest.TempPathFactory) -> PairRecord:
     image = tmp_path_factory.mktemp("large") / "large.png"
     Image.new("RGB", LARGE_IMAGE_SIZE, (120, 40, 200)).save(image)
     return PairRecord(id="large", source="test", image=str(image), question="What is in the picture?",
-                      chosen="A purple square.", rejected="A green circle.")
+                      preferred="A purple square.", dispreferred="A green circle.")
 
 
 def _capture_input_ids(model) -> list:
@@ -127,7 +127,7 @@ def _swift_tokens(model_dir: Path, pair: PairRecord, budget: PixelBudget) -> int
     ms-swift writes the values into qwen_vl_utils' module globals once per process)."""
     env = {k: v for k, v in os.environ.items() if k not in ("IMAGE_MAX_TOKEN_NUM", "IMAGE_MIN_TOKEN_NUM")}
     env.update({MAX_PIXELS_ENV: str(budget.max_pixels), MIN_PIXELS_ENV: str(budget.min_pixels)})
-    row = messages.swift_row(prompts.grm_prompt(pair.question, pair.chosen, pair.rejected), pair.image)
+    row = messages.swift_row(prompts.grm_prompt(pair.question, pair.preferred, pair.dispreferred), pair.image)
     done = subprocess.run([sys.executable, "-c", SWIFT_SCRIPT, str(model_dir), json.dumps(row), str(IMAGE_PAD_ID)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -142,7 +142,7 @@ def _verl_tokens(model_dir: Path, pair: PairRecord, budget: PixelBudget, image_m
 
     parquet = tmp_path / f"rl-{image_mode}.parquet"
     with VerlParquetWriter(parquet, image_mode, pixels=budget) as writer:
-        writer.write(verl_row(pair, swapped=False, index=0, split="grm_rl"))
+        writer.write(verl_row(pair, reverse=False, index=0, split="grm_rl"))
     config = OmegaConf.create({"image_key": "images", "max_prompt_length": 4096, "filter_overlong_prompts": True,
                                "filter_overlong_prompts_workers": 1, "cache_dir": os.fspath(tmp_path / "cache")})
     processor = AutoProcessor.from_pretrained(model_dir)
@@ -169,7 +169,7 @@ def _proxy_tokens(model_dir: Path, pair: PairRecord, budget: PixelBudget) -> int
 
     config = ServiceConfig(BackendConfig(model_dir, backend="transformers", dtype="float32", pixels=budget))
     with TestClient(create_app(config, backend_loader=loader)) as client:
-        body = {"question": pair.question, "chosen": pair.chosen, "rejected": pair.rejected, "image": pair.image,
+        body = {"question": pair.question, "chosen": pair.preferred, "rejected": pair.dispreferred, "image": pair.image,
                 "answer": 1, "rubric": "<rubric>Accuracy 100%</rubric>"}
         assert client.post("/get_reward_mllm", json=body).status_code == 200
     (input_ids,) = captured["input_ids"]
@@ -188,7 +188,7 @@ def _eval_tokens(model_dir: Path, pair: PairRecord, budget: PixelBudget, tmp_pat
          "--dtype", "float32", "--max-pixels", str(budget.max_pixels)])
     generator = make_generator(args, "transformers")
     seen = _capture_input_ids(generator.model)
-    row = {"prompt": pair.question, "chosen": pair.chosen, "rejected": pair.rejected, "image": pair.image}
+    row = {"prompt": pair.question, "chosen": pair.preferred, "rejected": pair.dispreferred, "image": pair.image}
     generator.generate([pair_messages(row, False, RunConfig(benchmark, tmp_path / "q", tmp_path / "a"))], 1)
     (input_ids,) = seen
     return int((input_ids == IMAGE_PAD_ID).sum())

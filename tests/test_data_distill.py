@@ -20,15 +20,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ServerProcess, free_port
+from proxy_grm.servers import ServerProcess, free_port
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
 from proxy_grm.images import file_to_data_uri
 from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.records import shown_order
 from proxy_grm.data.sources import iter_pairs, prepare_pairs
 from proxy_grm.data.split import allocate, classify, main as split_main, split_and_write
 from proxy_grm.data.teacher_stub import stub_verdict
+from proxy_grm.datafiles import repair_torn_tail
 from proxy_grm.images import load_image
 from proxy_grm.pixels import pixel_budget
 
@@ -66,8 +66,7 @@ def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def distilled(stub_urls: tuple[str, str], pairs_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     cache = tmp_path_factory.mktemp("cache") / "teacher.jsonl"
-    config = TeacherConfig(base_urls=stub_urls, model="stub", concurrency=4,
-                           backoff_s=0.01)
+    config = TeacherConfig(base_urls=stub_urls, model="stub", concurrency=4)
     summary = asyncio.run(distill(pairs_file, cache, config, progress=False))
     return cache, summary
 
@@ -103,7 +102,8 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
     expected: Counter[str] = Counter()
     labels = Counter()
     for entry in TeacherCache(cache).entries():
-        response_1, response_2, label = shown_order(pairs[entry["id"]], entry["swapped"])
+        shown = pairs[entry["id"]].shown(entry["reverse"])
+        response_1, response_2, label = shown.response_1, shown.response_2, shown.label
         assert label == entry["label"]
         labels[label] += 1
         expected["correct" if stub_verdict(response_1, response_2) == label else "wrong"] += 1
@@ -172,9 +172,9 @@ def test_split_cli_path_images(distilled, pairs_file: Path, tmp_path: Path) -> N
 def test_torn_last_line_is_cut(tmp_path: Path) -> None:
     cache = TeacherCache(tmp_path / "c.jsonl")
     cache.path.write_text('{"id": "a"}\n{"id": "b"}\n{"id": "c", "outp')
-    assert cache.repair() == len('{"id": "c", "outp')
+    assert repair_torn_tail(cache.path) == len('{"id": "c", "outp')
     assert cache.ids() == {"a", "b"}
-    assert cache.repair() == 0
+    assert repair_torn_tail(cache.path) == 0
     cache.path.write_text('{"id": "a"}\nnot json\n')
     with pytest.raises(ValueError, match="c.jsonl:2"):
         cache.ids()
@@ -216,7 +216,7 @@ def test_sigkill_midway_then_resume_matches_uninterrupted_run(pairs_file: Path, 
     resumed = {e["id"]: e for e in TeacherCache(cache).entries()}
     for entry in TeacherCache(distilled[0]).entries():
         assert resumed[entry["id"]]["output"] == entry["output"]
-        assert resumed[entry["id"]]["swapped"] == entry["swapped"]
+        assert resumed[entry["id"]]["reverse"] == entry["reverse"]
 
 
 def test_prepare_data_script_runs_the_whole_chain(stub_urls: tuple[str, str], tmp_path: Path) -> None:

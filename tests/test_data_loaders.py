@@ -11,8 +11,10 @@ import pytest
 from proxy_grm.data import llava_critic, mmif, rlaif_v, rlhf_v
 from proxy_grm.data.filters import FilterConfig, PairFilter, format_table, jaccard
 from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.records import PairRecord, SkipRow, SourcePair, is_swapped, shown_order
-from proxy_grm.data.sources import _iter_hub_rows, _iter_json_array, iter_pairs, main, prepare_pairs
+from proxy_grm.data.records import SkipRow, SourcePair
+from proxy_grm.data.sources import _iter_hub_rows, iter_pairs, main, prepare_pairs
+from proxy_grm.datafiles import DataFileError, iter_json_array
+from proxy_grm.pairs import PairRecord, ShownPair, is_reversed
 
 N = 6
 
@@ -52,7 +54,7 @@ def _critic_row(judgement: str) -> dict:
 
 def test_llava_critic_converts_second_as_chosen() -> None:
     pair = llava_critic.convert(_critic_row("The better response: [second]"))
-    assert (pair.id, pair.question, pair.chosen, pair.rejected, pair.image) == (
+    assert (pair.id, pair.question, pair.preferred, pair.dispreferred, pair.image) == (
         "llava_critic:x", "What?", "A dog.", "A cat.", b"png")
 
 
@@ -115,17 +117,17 @@ def test_cli_prints_tables(fixtures, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert "difficulty:length_ratio" in printed
 
 
-def _pair(question: str = "What is shown?", chosen: str = "a red car on the road",
-          rejected: str = "a blue bird in the sky") -> SourcePair:
-    return SourcePair("s:1", "s", b"", question, chosen, rejected)
+def _pair(question: str = "What is shown?", preferred: str = "a red car on the road",
+          dispreferred: str = "a blue bird in the sky") -> SourcePair:
+    return SourcePair("s:1", "s", b"", question, preferred, dispreferred)
 
 
 @pytest.mark.parametrize("pair, rule", [
     (_pair(question="Q"), "quality:short_question"),
-    (_pair(rejected="x"), "quality:short_response"),
-    (_pair(chosen="word " * 2000), "quality:long_response"),
-    (_pair(chosen="a red car " * 10), "difficulty:length_ratio"),
-    (_pair(rejected="a red car on the road!"), "similarity:near_identical"),
+    (_pair(dispreferred="x"), "quality:short_response"),
+    (_pair(preferred="word " * 2000), "quality:long_response"),
+    (_pair(preferred="a red car " * 10), "difficulty:length_ratio"),
+    (_pair(dispreferred="a red car on the road!"), "similarity:near_identical"),
     (_pair(), None),
 ])
 def test_text_rules(pair: SourcePair, rule: str | None) -> None:
@@ -138,10 +140,10 @@ def test_image_and_seen_rules() -> None:
     assert rules.image_rule(28, 28 * 201) == "quality:extreme_aspect"
     assert rules.image_rule(56, 84) is None
     assert rules.seen_rule(_pair(), "img") is None
-    assert rules.seen_rule(_pair(chosen="A red car, on the road."), "img") == "similarity:duplicate_pair"
-    assert rules.seen_rule(_pair(chosen="a green car"), "img") is None
-    assert rules.seen_rule(_pair(chosen="a black car"), "img") == "similarity:prompt_cap"
-    assert rules.seen_rule(_pair(chosen="a black car"), "other image") is None
+    assert rules.seen_rule(_pair(preferred="A red car, on the road."), "img") == "similarity:duplicate_pair"
+    assert rules.seen_rule(_pair(preferred="a green car"), "img") is None
+    assert rules.seen_rule(_pair(preferred="a black car"), "img") == "similarity:prompt_cap"
+    assert rules.seen_rule(_pair(preferred="a black car"), "other image") is None
     assert jaccard("", "") == 1.0
 
 
@@ -151,14 +153,14 @@ def test_format_table_has_a_row_per_reason_and_totals() -> None:
     assert table.splitlines()[3].split() == ["tie", "2", "1", "3"]
 
 
-def test_json_array_streams_across_chunk_boundaries(tmp_path: Path) -> None:
-    rows = [{"i": i, "text": "x" * (i * 7)} for i in range(50)]
+def test_json_array_streams_and_a_cut_file_names_itself(tmp_path: Path) -> None:
+    rows = [{"i": i, "x": i / 2, "text": "x" * (i * 7)} for i in range(50)]
     path = tmp_path / "rows.json"
     path.write_text(json.dumps(rows, indent=1))
-    assert list(_iter_json_array(path, chunk_chars=16)) == rows
+    assert list(iter_json_array(path)) == rows
     path.write_text("[{\"a\": 1}, {\"a\": ")
-    with pytest.raises(ValueError, match="rows.json"):
-        list(_iter_json_array(path, chunk_chars=8))
+    with pytest.raises(DataFileError, match="rows.json"):
+        list(iter_json_array(path))
 
 
 def test_hub_reader_keeps_image_bytes_undecoded(fixtures) -> None:
@@ -168,20 +170,20 @@ def test_hub_reader_keeps_image_bytes_undecoded(fixtures) -> None:
     assert llava_critic.convert(row).image == row["image"]["bytes"]
 
 
-def test_swap_is_fixed_per_id_and_balanced() -> None:
+def test_order_is_fixed_per_id_and_balanced() -> None:
     ids = [f"src:{i}" for i in range(2000)]
-    assert [is_swapped(i, 0) for i in ids] == [is_swapped(i, 0) for i in ids]
-    assert 900 < sum(is_swapped(i, 0) for i in ids) < 1100
+    assert [is_reversed(0, i) for i in ids] == [is_reversed(0, i) for i in ids]
+    assert 900 < sum(is_reversed(0, i) for i in ids) < 1100
     pair = PairRecord("a", "s", "img.png", "Q?", "good", "bad")
-    assert shown_order(pair, False) == ("good", "bad", 1)
-    assert shown_order(pair, True) == ("bad", "good", 2)
+    assert pair.shown(False) == ShownPair("good", "bad", False) and pair.shown(False).label == 1
+    assert pair.shown(True) == ShownPair("bad", "good", True) and pair.shown(True).label == 2
 
 
 def test_records_round_trip_and_bad_lines_name_the_place() -> None:
     pair = PairRecord("a", "s", "img.png", "Q?", "good", "bad")
-    assert PairRecord.from_json(pair.to_json()) == pair
+    assert PairRecord.from_dict(json.loads(pair.to_json())) == pair
     with pytest.raises(ValueError, match="pairs.jsonl:3"):
-        PairRecord.from_json('{"id": "a"}', "pairs.jsonl:3")
+        PairRecord.from_dict({"id": "a"}, "pairs.jsonl:3")
 
 
 def test_unknown_source_is_refused_before_any_work(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import ServerProcess, free_port, vllm_env
+from proxy_grm.servers import ServerProcess, free_port, vllm_env
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
 from proxy_grm.data.fixtures import make_source_fixtures

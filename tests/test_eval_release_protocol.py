@@ -190,3 +190,17 @@ def test_order_and_protocol_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         generate_main("vl_rewardbench", [*base, "--order", "sorted"])
     assert "invalid choice: 'sorted'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, max_pixels", [
+    (["--protocol", "release"], 16384 * 28 * 28),
+    (["--protocol", "release", "--max-pixels", str(64 * 28 * 28)], 64 * 28 * 28),
+    ([], 1003520),
+])
+def test_release_protocol_keeps_the_release_eval_image_cap(argv: list[str], max_pixels: int, monkeypatch) -> None:
+    from proxy_grm.evaluation.cli import eval_pixel_budget, generate_parser
+
+    monkeypatch.delenv("MAX_PIXELS", raising=False)
+    args = generate_parser(BENCHMARKS["vl_rewardbench"]).parse_args(
+        ["--model-path", "m", "--question-file", "q", "--answers-file", "a", *argv])
+    assert eval_pixel_budget(args).max_pixels == max_pixels

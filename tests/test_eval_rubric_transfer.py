@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import free_port
+from proxy_grm.servers import free_port
 from proxy_grm.evaluation.cli import transfer_main
 from proxy_grm.evaluation.rubric_transfer import (
     NEUTRAL_RUBRIC,

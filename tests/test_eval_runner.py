@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import vllm_env
+from proxy_grm.servers import vllm_env
 from proxy_grm.evaluation.cli import generate_main, score_main
 from proxy_grm.evaluation.fixtures import make_benchmark_fixture
 from proxy_grm.evaluation.runner import row_key

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from conftest import VLLM_PYTHON, vllm_env
+from helpers import VLLM_PYTHON
+from proxy_grm.servers import vllm_env
 from proxy_grm.generation import TransformersGenerator, load_vision, prepare_prompt
 from proxy_grm.images import ImageLoadError, image_to_data_uri
 from proxy_grm.messages import chat_messages

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from proxy_grm.launch.checks import pinned_requirements
 
 NODE = {"python_version": "3.12", "platform_machine": "x86_64", "sys_platform": "linux"}

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import REPO_ROOT, ServerProcess, free_port
+from helpers import REPO_ROOT
+from proxy_grm.servers import ServerProcess, free_port
 from proxy_grm.launch import checks
 from proxy_grm.launch.preflight import main as preflight_main
 

@@ -1,24 +1,22 @@
-"""The eleven aggregation modes against the spec's tables, and every component of
+"""The eleven aggregation modes against the release's table, and every component of
 ``compute_score`` against the release's numbers on well-formed and malformed outputs.
 
-Expected numbers come from the spec table (reward-modes.md) and hand-labelled
-outputs (verdict correct?, well formatted?, has a rubric?), not from the code
-under test. The proxy is a real local HTTP server whose judgement each rollout
+Expected numbers come from ``SPEC_TABLE`` below (the release reward's ``use_fb``
+branches, written out by hand) and hand-labelled outputs (verdict correct?, well
+formatted?, has a rubric?), not from the code under test. The proxy is the real
+proxy service on a local port with a fake backend whose judgement each rollout
 controls through its rubric (``PICK1``/``PICK2``).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-
 import pytest
-from reward_stub_proxy import start_stub
 
 from proxy_grm.reward import MODES, RELEASE_MODE_IDS, SCORE_KEYS, compute_score, get_mode
 from proxy_grm.reward.proxy_client import close_pools
 
-# reward-modes.md, column order: (a=+1,p=+1) (a=+1,p=-1) (a=+1,p=0) (a=-1,p=+1) (a=-1,p=-1) (a=-1,p=0)
+# The release's use_fb branches, column order: (a=+1,p=+1) (a=+1,p=-1) (a=+1,p=0) (a=-1,p=+1) (a=-1,p=-1) (a=-1,p=0)
 SPEC_TABLE = {
     0: [(1, 1), (1, -1), (1, 0), (-1, 1), (-1, -1), (-1, 0)],
     1: [(1, 1), (-1, -1), (1, 0), (-1, -1), (-1, -1), (-1, 0)],
@@ -86,13 +84,6 @@ OUTPUTS = {
 PAIR = {"question": "Which caption fits?", "chosen": "a cat", "rejected": "a dog", "image": "img/cat.png"}
 
 
-@pytest.fixture(scope="module")
-def stub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server, base = start_stub(tmp_path_factory.mktemp("stub"))
-    yield base
-    server.stop()
-
-
 def score(output: str, label: str, **kwargs: object) -> dict[str, float]:
     async def run() -> dict[str, float]:
         try:
@@ -139,7 +130,7 @@ def test_format_off_and_weight(stub_url: str) -> None:
 
 @pytest.mark.parametrize("release_id", range(11))
 def test_failed_call_scored_as_release_is_p0_and_counted(release_id: int) -> None:
-    from conftest import free_port
+    from proxy_grm.servers import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     for case in ("well_formed_correct_proxy_agrees", "well_formed_wrong_proxy_right", "space_between_blocks"):

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, ServerProcess, free_port
+from helpers import REPO_ROOT
+from proxy_grm.servers import ServerProcess, free_port
 from PIL import Image
 
 from proxy_grm.reward import SCORE_KEYS, ProxyUnavailableError, compute_score, get_mode
@@ -111,9 +112,10 @@ def test_real_proxy_killed_mid_batch_raises_naming_url(tiny_model_dir: Path, ima
 
 def test_verl_reward_loop_with_the_real_proxy(proxy_url: str, tiny_model_dir: Path) -> None:
     """verl's RewardLoopWorker loads compute_score by path and scores a GRPO group through the real service."""
-    from proxy_grm.reward.verl_loop import Rollout, score_rollouts, trainer_config
+    from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
-    config = trainer_config(tiny_model_dir, {"proxy_url": proxy_url, "api_key": API_KEY, "mode": "explicit_additive"})
+    config = trainer_config(tiny_model_dir, {"proxy_url": proxy_url, "api_key": API_KEY, "mode": "explicit_additive"},
+                            REPO_ROOT / "verl" / "proxy_grm_reward.py")
     rollouts = [Rollout("group", text, "1", {**PAIR, "answer": "1"}) for text in OUTPUTS]
     result = score_rollouts(config, rollouts)
     assert [c["proxy_called"] for c in result.components] == [1.0, 1.0, 1.0, 0.0]

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from reward_stub_proxy import start_stub
 
 from proxy_grm.reward import compute_score, get_mode, resolve_settings
 from proxy_grm.reward.proxy_client import close_pools
@@ -99,13 +97,6 @@ def test_bad_settings_name_the_key(kwargs: dict, message: str) -> None:
 
 def test_verl_injected_kwargs_are_accepted() -> None:
     assert resolve_settings({"proxy_url": URL, "reward_router_address": None, "reward_model_tokenizer": None}, env={})
-
-
-@pytest.fixture(scope="module")
-def stub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server, base = start_stub(tmp_path_factory.mktemp("stub"))
-    yield base
-    server.stop()
 
 
 OUTPUT = "<rubric>PICK1</rubric><eval>e</eval><answer>1</answer>"

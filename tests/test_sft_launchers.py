@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from proxy_grm import messages, prompts
 
 LAUNCHERS = ["scripts/sft/train_grm_sft.sh", "scripts/sft/train_proxy_sft.sh"]

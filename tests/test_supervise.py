@@ -18,7 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import REPO_ROOT, free_port, is_running, vllm_env
+from helpers import REPO_ROOT, is_running
+from proxy_grm.servers import free_port, vllm_env
 from proxy_grm.supervise import OFF, SUPERVISOR_ENV, stray_engines, supervise
 
 PROGRAM = """

@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, VLLM_PYTHON, free_port
+from helpers import REPO_ROOT, VLLM_PYTHON
+from proxy_grm.servers import free_port
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 

@@ -5,16 +5,15 @@ config and talking to a real local proxy server; then verl's GRPO advantages.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
-from reward_stub_proxy import start_stub
 
 from proxy_grm.reward import SCORE_KEYS
-from proxy_grm.reward.verl_loop import Rollout, rollout_batch, score_rollouts, trainer_config
+from helpers import REWARD_FILE
+
+from proxy_grm.demo.verl_loop import Rollout, rollout_batch, score_rollouts, trainer_config
 
 PAIR = {"question": "Which caption fits?", "chosen": "a cat", "rejected": "a dog", "image": "img/cat.png"}
 
@@ -31,13 +30,6 @@ ROLLOUTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def stub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server, base = start_stub(tmp_path_factory.mktemp("stub"))
-    yield base
-    server.stop()
-
-
 def expected_advantages() -> np.ndarray:
     scores = np.array([score for *_, score in ROLLOUTS])
     uids = np.array([uid for uid, *_ in ROLLOUTS])
@@ -49,7 +41,7 @@ def expected_advantages() -> np.ndarray:
 
 
 def test_reward_loop_scores_and_grpo_advantages(tiny_model_dir: Path, stub_url: str) -> None:
-    config = trainer_config(tiny_model_dir, {"proxy_url": stub_url, "mode": "implicit_graded_correct"})
+    config = trainer_config(tiny_model_dir, {"proxy_url": stub_url, "mode": "implicit_graded_correct"}, REWARD_FILE)
     rollouts = [Rollout(uid, text, label, {**PAIR, "answer": label}, "rlaif_v") for uid, label, text, _ in ROLLOUTS]
     result = score_rollouts(config, rollouts)
 

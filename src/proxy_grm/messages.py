@@ -2,8 +2,9 @@
 
 The image always comes first in the user turn. ms-swift and verl mark its place
 with an ``<image>`` tag in the text; a chat-template call (transformers, vLLM)
-uses an image content item. All three render to the same chat text, which a
-test checks, so SFT, RL and serving/eval see identical inputs.
+uses an image content item; OpenAI messages carry it as a data URI, and the
+server applies the chat template. They render to the same chat text, which
+tests check, so SFT, RL and serving/eval see identical inputs.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 IMAGE_FACTOR = 28  # Qwen2.5-VL: patch 14 x spatial merge 2; one image token per 28x28 pixels
 TOKEN_PIXELS = IMAGE_FACTOR * IMAGE_FACTOR
 RELEASE_MAX_PIXELS = 1280 * TOKEN_PIXELS  # 1003520, the release's SFT MAX_PIXELS
+# The release's eval scripts set no budget, so qwen-vl-utils' default cap applies (IMAGE_MAX_TOKEN_NUM 16384);
+# --protocol release uses it to generate as they did.
+RELEASE_EVAL_MAX_PIXELS = 16384 * TOKEN_PIXELS
 DEFAULT_MIN_PIXELS = 4 * TOKEN_PIXELS  # qwen-vl-utils' IMAGE_MIN_TOKEN_NUM, so also ms-swift's default
 MAX_PIXELS_ENV = "MAX_PIXELS"
 MIN_PIXELS_ENV = "MIN_PIXELS"

@@ -47,7 +47,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
                                      start_new_session=True)
 
-    def wait_healthy(self, timeout_s: float = 240.0, headers: dict[str, str] | None = None) -> "ServerProcess":
+    def wait_healthy(self, timeout_s: float = 240.0, headers: dict[str, str] | None = None) -> ServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -80,7 +80,7 @@ class ServerProcess:
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signum)
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:

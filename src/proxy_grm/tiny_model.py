@@ -7,7 +7,7 @@ Constraints it satisfies, and why:
 - the vocabulary is 151,936 with Qwen's special tokens at their real ids:
   ms-swift's Qwen2-VL template hard-codes those ids (``<|image_pad|>`` = 151655
   and friends) and inserts the wrong number of image tokens otherwise;
-- text head_dim is 64 (2 heads of 128): vLLM's CPU attention rejects smaller heads;
+- text head_dim is 64 (hidden 128 over 2 heads): vLLM's CPU attention rejects smaller heads;
 - the embedding is tied to the LM head, keeping the model at ~20M parameters.
 """
 

@@ -1,13 +1,13 @@
 """Stage 2: teacher critiques for every pair, from any OpenAI-compatible chat-completions endpoint.
 
 Each pair is sent once as the GRM instruction prompt (``proxy_grm.prompts.grm_prompt``) with its image as
-a base64 data URI, the two responses in an order fixed per pair id (``records.is_swapped``), so the labels
-are ~50/50 and the order is recorded. Answers go to an append-only JSONL cache, one line per pair id,
-flushed per line: a run killed at any moment resumes by skipping the ids already there (a torn last line
-is cut off first), so nothing is lost or duplicated. Requests that still fail after the retries are
-counted and left out of the cache; rerunning retries exactly those.
+a base64 data URI, the two responses in an order fixed per pair id (``proxy_grm.pairs.is_reversed``), so
+the labels are ~50/50 and the order is recorded (``reverse``). Answers go to an append-only JSONL cache, one
+line per pair id, flushed per line: a run killed at any moment resumes by skipping the ids already there (a
+torn last line is cut off first), so nothing is lost or duplicated. Requests that still fail after the
+``openai`` client's retries are counted and left out of the cache; rerunning retries exactly those.
 
-Several ``--base-url`` values spread requests round robin (a retry moves to the next endpoint).
+Several ``--base-url`` values spread requests round robin (a pair's retries stay on its endpoint).
 The API key, when the endpoint needs one, comes from the environment variable named by ``--api-key-env``.
 """
 
@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import itertools
 import os
-import random
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -26,67 +25,36 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 
-from proxy_grm.data.records import PairRecord, is_swapped, shown_order
 from proxy_grm.data.sources import iter_pairs
+from proxy_grm.datafiles import DataFileError, append_jsonl, iter_jsonl, repair_torn_tail
 from proxy_grm.images import file_to_data_uri
 from proxy_grm.messages import openai_messages
+from proxy_grm.pairs import PairRecord, is_reversed
 from proxy_grm.prompts import grm_prompt
 
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-
-
 class TeacherCache:
-    """The append-only JSONL cache: ``{"id", "swapped", "label", "model", "output", "finish_reason"}``."""
+    """The append-only JSONL cache: ``{"id", "reverse", "label", "model", "output", "finish_reason"}``."""
 
     def __init__(self, path: Path):
         self.path = path
 
-    def repair(self) -> int:
-        """Cut a torn last line (a write killed midway); return the bytes removed."""
-        if not self.path.exists():
-            return 0
-        with self.path.open("rb+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size == 0:
-                return 0
-            handle.seek(size - 1)
-            if handle.read(1) == b"\n":
-                return 0
-            tail_start = size - 1
-            chunk = 1 << 16
-            while tail_start > 0:
-                start = max(0, tail_start - chunk)
-                handle.seek(start)
-                block = handle.read(tail_start - start)
-                newline = block.rfind(b"\n")
-                if newline >= 0:
-                    tail_start = start + newline + 1
-                    break
-                tail_start = start
-            handle.truncate(tail_start)
-            return size - tail_start
-
     def ids(self) -> set[str]:
-        """Ids present in the cache (after ``repair``); a corrupt complete line is an error naming it."""
-        found: set[str] = set()
+        """Ids present in the cache; a corrupt complete line is an error naming it."""
         if not self.path.exists():
-            return found
-        with self.path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        found.add(json.loads(line)["id"])
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise ValueError(f"{self.path}:{line_no}: not a cache entry") from None
+            return set()
+        found: set[str] = set()
+        for lineno, entry in iter_jsonl(self.path):
+            if not isinstance(entry.get("id"), str):
+                raise DataFileError(f"{self.path}:{lineno}: not a cache entry (no 'id')")
+            found.add(entry["id"])
         return found
 
     def entries(self) -> Iterator[dict[str, Any]]:
         """Every cache entry, streamed."""
-        with self.path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    yield json.loads(line)
+        for _, entry in iter_jsonl(self.path):
+            yield entry
 
 
 @dataclass(frozen=True)
@@ -98,7 +66,6 @@ class TeacherConfig:
     temperature: float = 0.0
     concurrency: int = 16
     max_retries: int = 5
-    backoff_s: float = 1.0
     timeout_s: float = 600.0
     seed: int = 0
 
@@ -123,57 +90,58 @@ class RequestFailed(Exception):
 
 
 class TeacherClient:
-    """Sends one pair, with bounded retries and exponential backoff with jitter across the endpoints."""
+    """Sends one pair to the next endpoint (round robin); the ``openai`` client retries it there.
 
-    def __init__(self, config: TeacherConfig, client: httpx.AsyncClient, summary: DistillSummary):
-        self.config, self.client, self.summary = config, client, summary
-        self._next_url = 0
+    Retries (connection errors, timeouts, 408/409/429/5xx) use the client's own exponential backoff with
+    jitter, honouring ``Retry-After``; HTTP attempts beyond the first of each call are counted as retries.
+    """
 
-    def _url(self) -> str:
-        url = self.config.base_urls[self._next_url % len(self.config.base_urls)]
-        self._next_url += 1
-        return url.rstrip("/") + "/chat/completions"
+    def __init__(self, config: TeacherConfig):
+        self.config = config
+        limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
+        self.http = httpx.AsyncClient(limits=limits, event_hooks={"request": [self._count_attempt]})
+        self.clients = [
+            openai.AsyncOpenAI(base_url=url, api_key=config.api_key or "none", max_retries=config.max_retries,
+                               timeout=config.timeout_s, http_client=self.http)
+            for url in config.base_urls
+        ]
+        self._next_client = itertools.cycle(self.clients)
+        self.attempts = self.calls = 0
+
+    async def _count_attempt(self, request: httpx.Request) -> None:
+        self.attempts += 1
+
+    @property
+    def retries(self) -> int:
+        return self.attempts - self.calls
 
     async def critique(self, pair: PairRecord) -> dict[str, Any]:
-        swapped = is_swapped(pair.id, self.config.seed)
-        response_1, response_2, label = shown_order(pair, swapped)
+        reverse = is_reversed(self.config.seed, pair.id)
+        shown = pair.shown(reverse)
         try:
             image_uri = file_to_data_uri(pair.image)
         except (OSError, ValueError):
             raise RequestFailed("image_unreadable") from None
-        body = {
-            "model": self.config.model,
-            "messages": openai_messages(grm_prompt(pair.question, response_1, response_2), image_uri),
-            "max_tokens": self.config.max_tokens,
-            "temperature": self.config.temperature,
-        }
-        headers = {"Authorization": f"Bearer {self.config.api_key}"} if self.config.api_key else {}
-        last_error = ""
-        for attempt in range(self.config.max_retries + 1):
-            if attempt:
-                self.summary.retries += 1
-                delay = self.config.backoff_s * 2 ** (attempt - 1)
-                await asyncio.sleep(delay * (0.5 + random.random()))
-            url = self._url()
-            try:
-                reply = await self.client.post(url, json=body, headers=headers)
-            except httpx.HTTPError as error:
-                last_error = f"{type(error).__name__}"
-                continue
-            if reply.status_code in RETRY_STATUS:
-                last_error = f"http_{reply.status_code}"
-                continue
-            if reply.status_code != 200:
-                raise RequestFailed(f"http_{reply.status_code}")
-            try:
-                choice = reply.json()["choices"][0]
-                output = choice["message"].get("content") or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                last_error = "bad_response"
-                continue
-            return {"id": pair.id, "swapped": swapped, "label": label, "model": self.config.model,
-                    "output": output, "finish_reason": choice.get("finish_reason")}
-        raise RequestFailed(last_error or "unknown")
+        self.calls += 1
+        try:
+            reply = await next(self._next_client).chat.completions.create(
+                model=self.config.model,
+                messages=openai_messages(grm_prompt(pair.question, shown.response_1, shown.response_2), image_uri),
+                max_tokens=self.config.max_tokens,
+                temperature=self.config.temperature,
+            )
+        except openai.APIStatusError as error:
+            raise RequestFailed(f"http_{error.status_code}") from None
+        except openai.APIConnectionError as error:
+            raise RequestFailed(type(error.__cause__ or error).__name__) from None
+        if not reply.choices:
+            raise RequestFailed("bad_response")
+        choice = reply.choices[0]
+        return {"id": pair.id, "reverse": reverse, "label": shown.label, "model": self.config.model,
+                "output": choice.message.content or "", "finish_reason": choice.finish_reason}
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
 
 
 async def distill(pairs_path: Path, cache_path: Path, config: TeacherConfig, progress: bool = True,
@@ -184,7 +152,7 @@ async def distill(pairs_path: Path, cache_path: Path, config: TeacherConfig, pro
     if not config.base_urls:
         raise ValueError("at least one teacher base URL is needed")
     cache = TeacherCache(cache_path)
-    removed = cache.repair()
+    removed = repair_torn_tail(cache_path)
     if removed:
         print(f"{cache_path}: cut a torn last line ({removed} bytes)", file=sys.stderr)
     cached = cache.ids()
@@ -194,11 +162,9 @@ async def distill(pairs_path: Path, cache_path: Path, config: TeacherConfig, pro
         summary.cached_before += pair.id in cached
     queue: asyncio.Queue[PairRecord | None] = asyncio.Queue(maxsize=2 * config.concurrency)
     bar = tqdm(total=summary.total - summary.cached_before, desc="teacher", unit="pair", disable=not progress)
-    limits = httpx.Limits(max_connections=config.concurrency, max_keepalive_connections=config.concurrency)
-    cache_path.parent.mkdir(parents=True, exist_ok=True)
-    async with httpx.AsyncClient(timeout=config.timeout_s, limits=limits) as http:
-        teacher = TeacherClient(config, http, summary)
-        with cache_path.open("a", encoding="utf-8") as out:
+    teacher = TeacherClient(config)
+    try:
+        with append_jsonl(cache_path) as out:
 
             async def worker() -> None:
                 while (pair := await queue.get()) is not None:
@@ -207,8 +173,7 @@ async def distill(pairs_path: Path, cache_path: Path, config: TeacherConfig, pro
                     except RequestFailed as failure:
                         summary.failed[str(failure)] += 1
                     else:
-                        out.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                        out.flush()
+                        out.write(entry)
                         summary.done += 1
                     bar.update(1)
 
@@ -221,6 +186,9 @@ async def distill(pairs_path: Path, cache_path: Path, config: TeacherConfig, pro
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+    finally:
+        await teacher.aclose()
+        summary.retries = teacher.retries
     bar.close()
     return summary
 
@@ -235,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY",
                         help="environment variable holding the API key (unset: no key sent)")
     defaults = TeacherConfig(base_urls=(), model="")
-    for name in ("max_tokens", "temperature", "concurrency", "max_retries", "backoff_s", "timeout_s", "seed"):
+    for name in ("max_tokens", "temperature", "concurrency", "max_retries", "timeout_s", "seed"):
         value = getattr(defaults, name)
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--no-progress", action="store_true")
@@ -251,7 +219,7 @@ def main(argv: list[str] | None = None) -> None:
     config = TeacherConfig(
         base_urls=tuple(args.base_url), model=args.model, api_key=os.environ.get(args.api_key_env) or None,
         **{name: getattr(args, name) for name in
-           ("max_tokens", "temperature", "concurrency", "max_retries", "backoff_s", "timeout_s", "seed")},
+           ("max_tokens", "temperature", "concurrency", "max_retries", "timeout_s", "seed")},
     )
     summary = asyncio.run(distill(args.pairs, args.cache, config, progress=not args.no_progress))
     print(summary.report())

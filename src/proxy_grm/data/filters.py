@@ -80,14 +80,14 @@ class PairFilter:
         c = self.config
         if len(pair.question) < c.min_question_chars:
             return "quality:short_question"
-        shorter, longer = sorted((len(pair.chosen), len(pair.rejected)))
+        shorter, longer = sorted((len(pair.preferred), len(pair.dispreferred)))
         if shorter < c.min_response_chars:
             return "quality:short_response"
         if c.max_response_chars and longer > c.max_response_chars:
             return "quality:long_response"
         if c.max_length_ratio and longer > c.max_length_ratio * shorter:
             return "difficulty:length_ratio"
-        if c.max_response_jaccard and jaccard(pair.chosen, pair.rejected) >= c.max_response_jaccard:
+        if c.max_response_jaccard and jaccard(pair.preferred, pair.dispreferred) >= c.max_response_jaccard:
             return "similarity:near_identical"
         return None
 
@@ -101,7 +101,7 @@ class PairFilter:
 
     def seen_rule(self, pair: SourcePair, image_digest: str) -> str | None:
         """The duplicate / per-prompt cap rules; records the pair when it passes."""
-        pair_key = _digest(image_digest, _norm(pair.question), _norm(pair.chosen), _norm(pair.rejected))
+        pair_key = _digest(image_digest, _norm(pair.question), _norm(pair.preferred), _norm(pair.dispreferred))
         if pair_key in self._seen_pairs:
             return "similarity:duplicate_pair"
         prompt_key = _digest(image_digest, _norm(pair.question))

@@ -1,16 +1,15 @@
-"""The internal pair record every loader produces, and the skip signal for rows that cannot become one.
+"""What every loader produces, and the skip signal for rows that cannot become a pair.
 
 A loader is a pure converter: released row -> ``SourcePair`` (image still as bytes or a source path) or
 ``SkipRow(reason)``. ``sources.py`` then writes the image once under the output folder and turns the
-``SourcePair`` into the ``PairRecord`` that every later stage reads from ``pairs.jsonl``.
+``SourcePair`` into the ``proxy_grm.pairs.PairRecord`` that every later stage reads from ``pairs.jsonl``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -30,31 +29,8 @@ class SourcePair:
     source: str
     image: bytes | str
     question: str
-    chosen: str
-    rejected: str
-
-
-@dataclass(frozen=True)
-class PairRecord:
-    """One preference pair: ``image`` is a file under the output folder; ``chosen`` is the human-preferred one."""
-
-    id: str
-    source: str
-    image: str
-    question: str
-    chosen: str
-    rejected: str
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, line: str, where: str = "pairs") -> PairRecord:
-        try:
-            data = json.loads(line)
-            return cls(**{name: str(data[name]) for name in cls.__dataclass_fields__})
-        except (json.JSONDecodeError, KeyError, TypeError) as error:
-            raise ValueError(f"{where}: not a pair record ({type(error).__name__}: {error})") from None
+    preferred: str
+    dispreferred: str
 
 
 def content_id(*parts: str) -> str:
@@ -72,15 +48,16 @@ def text_field(value: Any) -> str:
     return str(value).strip()
 
 
-def checked_pair(row_id: str, source: str, image: Any, question: str, chosen: str, rejected: str) -> SourcePair:
+def checked_pair(row_id: str, source: str, image: Any, question: str, preferred: str, dispreferred: str,
+                 ) -> SourcePair:
     """Build a ``SourcePair`` after the checks every source shares; raise ``SkipRow`` on failure."""
     if not question:
         raise SkipRow("empty_question")
-    if not chosen or not rejected:
+    if not preferred or not dispreferred:
         raise SkipRow("empty_response")
-    if chosen == rejected:
+    if preferred == dispreferred:
         raise SkipRow("identical_responses")
-    return SourcePair(row_id, source, image_source(image), question, chosen, rejected)
+    return SourcePair(row_id, source, image_source(image), question, preferred, dispreferred)
 
 
 def image_source(value: Any) -> bytes | str:
@@ -105,17 +82,3 @@ def image_source(value: Any) -> bytes | str:
     if isinstance(value, str) and value.strip():
         return value.strip()
     raise SkipRow("missing_image")
-
-
-def is_swapped(pair_id: str, seed: int) -> bool:
-    """Whether the pair is shown rejected-first: a fixed coin per (seed, id), ~50/50 over ids.
-
-    A hash rather than a seeded RNG stream, so the order of a pair never depends on which other pairs
-    were processed before it (resumed and sharded runs agree).
-    """
-    return hashlib.sha256(f"{seed}:{pair_id}".encode()).digest()[0] & 1 == 1
-
-
-def shown_order(pair: PairRecord, swapped: bool) -> tuple[str, str, int]:
-    """(Response 1, Response 2, label): the label is the shown position (1 or 2) of the chosen response."""
-    return (pair.rejected, pair.chosen, 2) if swapped else (pair.chosen, pair.rejected, 1)

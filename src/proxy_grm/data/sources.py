@@ -29,10 +29,11 @@ from PIL import Image, UnidentifiedImageError
 
 from proxy_grm.data import llava_critic, mmif, rlaif_v, rlhf_v
 from proxy_grm.data.filters import FilterConfig, PairFilter, format_table
-from proxy_grm.data.records import PairRecord, SkipRow, SourcePair
+from proxy_grm.data.records import SkipRow, SourcePair
+from proxy_grm.datafiles import DATA_SUFFIXES, iter_jsonl, iter_rows
+from proxy_grm.pairs import PairRecord
 
 LOADERS: dict[str, ModuleType] = {m.SOURCE: m for m in (llava_critic, rlaif_v, rlhf_v, mmif)}
-DATA_SUFFIXES = (".parquet", ".jsonl", ".json")
 PAIRS_FILE = "pairs.jsonl"
 SUMMARY_FILE = "pairs.summary.json"
 
@@ -44,68 +45,6 @@ class SourceRow:
     row: dict[str, Any]
     where: str
     bases: tuple[Path, ...]
-
-
-def _iter_json_array(path: Path, chunk_chars: int = 1 << 20) -> Iterator[Any]:
-    """The elements of a top-level JSON array, decoded one at a time from fixed-size chunks."""
-    decoder = json.JSONDecoder()
-    with path.open(encoding="utf-8") as handle:
-        buffer, pos, started = "", 0, False
-        while True:
-            chunk = handle.read(chunk_chars)
-            buffer = buffer[pos:] + chunk
-            pos = 0
-            while True:
-                while pos < len(buffer) and buffer[pos] in " \t\r\n,":
-                    pos += 1
-                if not started and pos < len(buffer):
-                    if buffer[pos] != "[":
-                        raise ValueError(f"{path}: expected a JSON array or JSON lines")
-                    started, pos = True, pos + 1
-                    continue
-                if pos < len(buffer) and buffer[pos] == "]":
-                    return
-                try:
-                    item, end = decoder.raw_decode(buffer, pos)
-                except json.JSONDecodeError as error:
-                    if not chunk:
-                        raise ValueError(f"{path}: invalid JSON near char {error.pos}: {error.msg}") from None
-                    break
-                yield item
-                pos = end
-            if not chunk:
-                return
-
-
-def _is_json_lines(path: Path) -> bool:
-    with path.open(encoding="utf-8") as handle:
-        head = handle.read(4096).lstrip()
-    return not head.startswith("[")
-
-
-def iter_file_rows(path: Path, batch_rows: int = 256) -> Iterator[tuple[dict[str, Any], str]]:
-    """(row, "file:line/row") for every row of one local data file."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        index = 0
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-            for row in batch.to_pylist():
-                yield row, f"{path}:row {index}"
-                index += 1
-    elif path.suffix == ".jsonl" or (path.suffix == ".json" and _is_json_lines(path)):
-        with path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line), f"{path}:{line_no}"
-                    except json.JSONDecodeError as error:
-                        raise ValueError(f"{path}:{line_no}: invalid JSON ({error.msg})") from None
-    elif path.suffix == ".json":
-        for index, row in enumerate(_iter_json_array(path)):
-            yield row, f"{path}:item {index}"
-    else:
-        raise ValueError(f"{path}: unsupported data file (want {', '.join(DATA_SUFFIXES)})")
 
 
 def _iter_hub_rows(spec: str, config: str | None, split: str) -> Iterator[tuple[dict[str, Any], str]]:
@@ -129,10 +68,10 @@ def iter_source_rows(spec: str, config: str | None = None, split: str = "train")
         if not files:
             raise ValueError(f"{path}: no {', '.join(DATA_SUFFIXES)} files in this folder")
         for file in files:
-            for row, where in iter_file_rows(file):
+            for row, where in iter_rows(file):
                 yield SourceRow(row, where, (file.parent, path))
     elif path.is_file():
-        for row, where in iter_file_rows(path):
+        for row, where in iter_rows(path):
             yield SourceRow(row, where, (path.parent,))
     elif spec.startswith(("/", "./", "../", "~")):
         raise ValueError(f"{spec}: no such file or folder")
@@ -265,7 +204,7 @@ def convert_and_filter(
             continue
         seen_ids.add(pair.id)
         summary.kept[name] += 1
-        yield PairRecord(pair.id, pair.source, str(stored.path), pair.question, pair.chosen, pair.rejected)
+        yield PairRecord(pair.id, pair.source, str(stored.path), pair.question, pair.preferred, pair.dispreferred)
         if limits.get(name) and summary.kept[name] >= limits[name]:
             streams.pop(name, None)
         if max_pairs and sum(summary.kept.values()) >= max_pairs:
@@ -309,10 +248,8 @@ def prepare_pairs(
 
 def iter_pairs(path: Path) -> Iterator[PairRecord]:
     """The records of a ``pairs.jsonl`` file, streamed."""
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if line.strip():
-                yield PairRecord.from_json(line, f"{path}:{line_no}")
+    for lineno, row in iter_jsonl(path):
+        yield PairRecord.from_dict(row, f"{path}:{lineno}")
 
 
 def _key_values(items: list[str], what: str, cast: Callable[[str], Any] = str) -> dict[str, Any]:

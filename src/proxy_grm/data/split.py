@@ -30,7 +30,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proxy_grm.data.records import PairRecord
 from proxy_grm.data.writers import (
     ImageMode,
     SwiftJsonlWriter,
@@ -39,6 +38,8 @@ from proxy_grm.data.writers import (
     proxy_sft_row,
     verl_row,
 )
+from proxy_grm.datafiles import DataFileError, iter_jsonl_at, read_jsonl_at
+from proxy_grm.pairs import PairRecord
 from proxy_grm.parsing import extract_eval, extract_rubric, is_well_formatted, parse_verdict
 from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, PixelBudget, pixel_budget
 
@@ -100,24 +101,14 @@ class SplitSummary:
                 "labels": {k: dict(v) for k, v in self.labels.items()}}
 
 
-def _offsets(path: Path, key: str = "id") -> dict[str, int]:
+def _offsets(path: Path) -> dict[str, int]:
     """Byte offset of the first line per id (duplicates after the first are ignored)."""
     offsets: dict[str, int] = {}
-    with path.open("rb") as handle:
-        offset = 0
-        for line_no, line in enumerate(handle, 1):
-            if line.strip():
-                try:
-                    offsets.setdefault(json.loads(line)[key], offset)
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    raise ValueError(f"{path}:{line_no}: no {key!r} in this line") from None
-            offset += len(line)
+    for lineno, offset, row in iter_jsonl_at(path):
+        if not isinstance(row.get("id"), str):
+            raise DataFileError(f"{path}:{lineno}: no 'id' in this line")
+        offsets.setdefault(row["id"], offset)
     return offsets
-
-
-def _read_at(handle: Any, offset: int) -> dict[str, Any]:
-    handle.seek(offset)
-    return json.loads(handle.readline())
 
 
 def split_and_write(
@@ -138,23 +129,17 @@ def split_and_write(
     summary = SplitSummary()
     pools: dict[str, list[tuple[str, int]]] = {"correct": [], "hard": []}
     seen: set[str] = set()
-    with cache_path.open("rb") as handle:
-        offset = 0
-        for line in handle:
-            entry_offset, offset = offset, offset + len(line)
-            if not line.strip():
-                continue
-            entry = json.loads(line)
-            if entry["id"] in seen or entry["id"] not in pair_offsets:
-                summary.categories["duplicate_in_cache" if entry["id"] in seen else "not_in_pairs"] += 1
-                continue
-            seen.add(entry["id"])
-            category = classify(entry["output"], int(entry["label"]), require_format)
-            summary.categories[category] += 1
-            if category in ("wrong", "unparseable"):
-                pools["hard"].append((entry["id"], entry_offset))
-            elif category == "correct":
-                pools["correct"].append((entry["id"], entry_offset))
+    for _, entry_offset, entry in iter_jsonl_at(cache_path):
+        if entry["id"] in seen or entry["id"] not in pair_offsets:
+            summary.categories["duplicate_in_cache" if entry["id"] in seen else "not_in_pairs"] += 1
+            continue
+        seen.add(entry["id"])
+        category = classify(entry["output"], int(entry["label"]), require_format)
+        summary.categories[category] += 1
+        if category in ("wrong", "unparseable"):
+            pools["hard"].append((entry["id"], entry_offset))
+        elif category == "correct":
+            pools["correct"].append((entry["id"], entry_offset))
     summary.not_distilled = len(set(pair_offsets) - seen)
 
     rng = random.Random(seed)
@@ -177,16 +162,16 @@ def split_and_write(
             labels: Counter[str] = Counter()
             with writer:
                 for index, (pair_id, entry_offset) in enumerate(chosen[name]):
-                    entry = _read_at(cache, entry_offset)
-                    pair = PairRecord(**_read_at(pairs, pair_offsets[pair_id]))
-                    swapped, output = bool(entry["swapped"]), entry["output"]
+                    entry = read_jsonl_at(cache, entry_offset)
+                    pair = PairRecord.from_dict(read_jsonl_at(pairs, pair_offsets[pair_id]), f"{pairs_path}")
+                    reverse, output = bool(entry["reverse"]), entry["output"]
                     if name == "grm_sft":
-                        row = grm_sft_row(pair, swapped, output)
+                        row = grm_sft_row(pair, reverse, output)
                     elif name == "proxy_sft":
-                        row = proxy_sft_row(pair, swapped, extract_rubric(output) or "", extract_eval(output) or "")
+                        row = proxy_sft_row(pair, reverse, extract_rubric(output) or "", extract_eval(output) or "")
                     else:
                         rubric = extract_rubric(output) if name == "proxy_rl" else None
-                        row = verl_row(pair, swapped, index, name, rubric)
+                        row = verl_row(pair, reverse, index, name, rubric)
                     writer.write(row)
                     labels[str(entry["label"])] += 1
             summary.written[name] = writer.rows

@@ -8,9 +8,10 @@ verl (GRM-RL, Proxy-RL): parquet with ``data_source``, ``prompt`` (``proxy_grm.m
 ``{"image": path, ...}`` with the same pixel keys: verl hands them to ``qwen_vl_utils.fetch_image``, so RL
 resizes to the shared budget of ``proxy_grm.pixels`` whatever the trainer's environment), ``ability``,
 ``reward_model`` ``{"style": "rule", "ground_truth": "1"|"2"}`` and ``extra_info``. ``extra_info`` keeps the
-names the reward function forwards to the proxy: ``question``, ``chosen`` (= Response 1 as shown),
-``rejected`` (= Response 2 as shown), ``image`` (path), ``answer`` ("1"/"2"); plus ``id``, ``source``,
-``swapped``, ``index`` (verl reads it), ``split`` and ``rubric`` (the teacher's, Proxy-RL only; "" in GRM-RL).
+names the reward function forwards to the proxy, which are the release's: ``question``, ``chosen``
+(= Response 1 as shown), ``rejected`` (= Response 2 as shown), ``image`` (path), ``answer`` ("1"/"2", the
+label); plus ``id``, ``source``, ``reverse`` (``proxy_grm.pairs``), ``index`` (verl reads it), ``split`` and
+``rubric`` (the teacher's, Proxy-RL only; "" in GRM-RL).
 
 Both writers write to a hidden partial file and rename it on success, so a crash never leaves a
 truncated training set under the final name.
@@ -23,8 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
-from proxy_grm.data.records import PairRecord, shown_order
 from proxy_grm.messages import swift_row, verl_prompt
+from proxy_grm.pairs import PairRecord
 from proxy_grm.pixels import PixelBudget, pixel_budget
 from proxy_grm.prompts import grm_prompt, proxy_prompt
 
@@ -46,7 +47,7 @@ def _verl_schema(image_mode: ImageMode) -> Any:
         ("ability", text),
         ("reward_model", pa.struct([("style", text), ("ground_truth", text)])),
         ("extra_info", pa.struct([
-            ("id", text), ("source", text), ("split", text), ("index", pa.int64()), ("swapped", pa.bool_()),
+            ("id", text), ("source", text), ("split", text), ("index", pa.int64()), ("reverse", pa.bool_()),
             ("question", text), ("chosen", text), ("rejected", text), ("image", text), ("answer", text),
             ("rubric", text),
         ])),
@@ -138,33 +139,35 @@ def proxy_target(eval_text: str, label: int) -> str:
     return f"<think>{eval_text}</think><answer>{label}</answer>"
 
 
-def grm_sft_row(pair: PairRecord, swapped: bool, teacher_output: str) -> dict[str, Any]:
-    response_1, response_2, _ = shown_order(pair, swapped)
-    return swift_row(grm_prompt(pair.question, response_1, response_2), pair.image, teacher_output.strip())
+def grm_sft_row(pair: PairRecord, reverse: bool, teacher_output: str) -> dict[str, Any]:
+    shown = pair.shown(reverse)
+    return swift_row(grm_prompt(pair.question, shown.response_1, shown.response_2), pair.image,
+                     teacher_output.strip())
 
 
-def proxy_sft_row(pair: PairRecord, swapped: bool, rubric: str, eval_text: str) -> dict[str, Any]:
-    response_1, response_2, label = shown_order(pair, swapped)
-    return swift_row(proxy_prompt(pair.question, response_1, response_2, rubric), pair.image,
-                     proxy_target(eval_text, label))
+def proxy_sft_row(pair: PairRecord, reverse: bool, rubric: str, eval_text: str) -> dict[str, Any]:
+    shown = pair.shown(reverse)
+    return swift_row(proxy_prompt(pair.question, shown.response_1, shown.response_2, rubric), pair.image,
+                     proxy_target(eval_text, shown.label))
 
 
-def verl_row(pair: PairRecord, swapped: bool, index: int, split: str, rubric: str | None = None,
+def verl_row(pair: PairRecord, reverse: bool, index: int, split: str, rubric: str | None = None,
              ) -> dict[str, Any]:
     """A GRM-RL row (``rubric`` None: the GRM prompt) or a Proxy-RL row (the proxy prompt with ``rubric``)."""
-    response_1, response_2, label = shown_order(pair, swapped)
+    shown = pair.shown(reverse)
     if rubric is None:
-        text, data_source = grm_prompt(pair.question, response_1, response_2), GRM_DATA_SOURCE
+        text, data_source = grm_prompt(pair.question, shown.response_1, shown.response_2), GRM_DATA_SOURCE
     else:
-        text, data_source = proxy_prompt(pair.question, response_1, response_2, rubric), PROXY_DATA_SOURCE
+        text = proxy_prompt(pair.question, shown.response_1, shown.response_2, rubric)
+        data_source = PROXY_DATA_SOURCE
     return {
         "data_source": data_source,
         "prompt": verl_prompt(text),
         "ability": ABILITY,
-        "reward_model": {"style": "rule", "ground_truth": str(label)},
+        "reward_model": {"style": "rule", "ground_truth": str(shown.label)},
         "extra_info": {
-            "id": pair.id, "source": pair.source, "split": split, "index": index, "swapped": swapped,
-            "question": pair.question, "chosen": response_1, "rejected": response_2, "image": pair.image,
-            "answer": str(label), "rubric": rubric or "",
+            "id": pair.id, "source": pair.source, "split": split, "index": index, "reverse": reverse,
+            "question": pair.question, "chosen": shown.response_1, "rejected": shown.response_2,
+            "image": pair.image, "answer": str(shown.label), "rubric": rubric or "",
         },
     }

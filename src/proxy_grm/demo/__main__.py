@@ -84,12 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                               lambda: pipeline.grpo(config, grm["checkpoint"], proxy_url()))
             checkpoints = {"sft": grm["checkpoint"], "grpo": grpo["checkpoint"]}
             evaluations = {tag: runner.run(f"eval_{tag}", f"Evaluate the GRM ({tag} checkpoint) on the benchmark "
-                                                          "fixtures", lambda: pipeline.evaluate(config, path, tag))
+                                                          "fixtures", lambda path=path, tag=tag: pipeline.evaluate(config, path, tag))
                            for tag, path in checkpoints.items()}
             answers = {tag: [r["answers"] for r in result.values()] for tag, result in evaluations.items()}
             for tag in checkpoints:
                 runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
-                           lambda: pipeline.fluency(config, proxy_url(), answers[tag]))
+                           lambda tag=tag: pipeline.fluency(config, proxy_url(), answers[tag]))
             runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
                        lambda: pipeline.rubric_transfer(config, proxy_url(), {
                            f"{tag}/{benchmark}": result["answers"]

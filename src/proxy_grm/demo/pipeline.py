@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.demo.stages import StageFailed
 from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
@@ -303,7 +304,7 @@ def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint:
     called or not, right or wrong verdict) shows up.
     """
     from proxy_grm.reward import MODES
-    from proxy_grm.reward.verl_loop import Rollout, score_rollouts, trainer_config
+    from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
     rows = _rollout_rows(config)
     grm_texts = _grm_rollouts(config, grm_checkpoint, rows)
@@ -384,7 +385,6 @@ def fluency(config: DemoConfig, proxy_url: str, answers_files: list[str]) -> dic
     its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
     (+1: it picked the labelled response given the GRM's rubric; -1: it did not).
     """
-    from proxy_grm.evaluation.answers import iter_jsonl
     from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator, transfer_items
     from proxy_grm.parsing import is_proxy_well_formatted, is_well_formatted, parse_verdict
 
@@ -396,11 +396,11 @@ def fluency(config: DemoConfig, proxy_url: str, answers_files: list[str]) -> dic
         "grm_outputs": len(critiques), "grm_well_formed": grm_ok,
         "grm_with_rubric": len(items),
         "proxy_judged": len(results),
-        "proxy_well_formed": sum(is_proxy_well_formatted(str(r.get("critique", ""))) for r in results),
-        "proxy_plus": sum(r.get("reward") == 1 for r in results),
-        "proxy_minus": sum(r.get("reward") == -1 for r in results),
-        "examples": [{"rubric": item.rubric[:300], "critique": str(r.get("critique", ""))[:300],
-                      "reward": r.get("reward")} for item, r in list(zip(items, results))[:2]],
+        "proxy_well_formed": sum(is_proxy_well_formatted(r.critique) for r in results),
+        "proxy_plus": sum(r.reward == 1 for r in results),
+        "proxy_minus": sum(r.reward == -1 for r in results),
+        "examples": [{"rubric": item.rubric[:300], "critique": r.critique[:300], "reward": r.reward}
+                     for item, r in list(zip(items, results))[:2]],
     }
 
 

@@ -1,4 +1,4 @@
-"""Reading JSONL question/answer files, and what an answers row says about its pair.
+"""What an answers row says about its pair (the files are read with ``proxy_grm.datafiles``).
 
 An answers row holds the benchmark's own fields plus what generation wrote:
 ``reverse`` (the pair was shown rejected-first), ``rewards`` ([r0, r1] as the
@@ -9,34 +9,13 @@ parsed choice in the order shown). Files written by the release carry no
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-
-class AnswersFileError(ValueError):
-    """A malformed JSONL file; the message names the file, the line and the field."""
+from proxy_grm.datafiles import DataFileError
 
 
-def iter_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for each non-blank line; bad JSON raises with file:line."""
-    with open(path, encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise AnswersFileError(f"{path}:{lineno}: not valid JSON ({error})") from None
-            if not isinstance(row, dict):
-                raise AnswersFileError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield lineno, row
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """All rows of a JSONL file."""
-    return [row for _, row in iter_jsonl(path)]
+class AnswersFileError(DataFileError):
+    """A malformed question or answers file; the message names the file, the line and the field."""
 
 
 def require(row: dict[str, Any], field: str, where: str) -> Any:

@@ -12,14 +12,14 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from proxy_grm.evaluation.answers import AnswersFileError
+from proxy_grm.datafiles import DataFileError
 from proxy_grm.evaluation.benchmarks import BENCHMARKS, Benchmark, Order, Unparsed
 from proxy_grm.evaluation.report import markdown_table, write_report
 from proxy_grm.evaluation.runner import RunConfig, RunSummary, pending_rows, run
 from proxy_grm.evaluation.scoring import AUTHORS, GUESS_SEED, PROTOCOLS, RELEASE, authors_metrics, release_metrics
 from proxy_grm.generation import Generator
 from proxy_grm.parsing import Fallback
-from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, pixel_budget
+from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_EVAL_MAX_PIXELS, RELEASE_MAX_PIXELS, PixelBudget, pixel_budget
 from proxy_grm.supervise import supervise
 
 
@@ -51,7 +51,7 @@ def score_main(benchmark_name: str, argv: list[str] | None = None) -> dict:
         parser.error(f"--file_path {args.file_path}: no such file")
     try:
         return _score(benchmark, args)
-    except AnswersFileError as error:
+    except DataFileError as error:
         parser.exit(2, f"error: {error}\n")
 
 
@@ -106,7 +106,8 @@ def generate_parser(benchmark: Benchmark) -> argparse.ArgumentParser:
     parser.add_argument("--num-frames", type=int, default=32, help="frames sampled evenly from a video folder")
     parser.add_argument("--max-pixels", type=int, default=None,
                         help=f"images are resized to at most this many pixels, as in SFT and RL "
-                             f"(default: ${MAX_PIXELS_ENV}, else the release's {RELEASE_MAX_PIXELS})")
+                             f"(default: ${MAX_PIXELS_ENV}, else the release's {RELEASE_MAX_PIXELS}; under "
+                             f"--protocol release, the release eval's {RELEASE_EVAL_MAX_PIXELS})")
     parser.add_argument("--verdict-fallback", choices=[f.value for f in Fallback], default=None,
                         help="reading of an output without <answer>: whole_output (the training rule, default) "
                              "or last_digit (close to the release's eval rule); --protocol release uses the "
@@ -124,17 +125,24 @@ def _backend(name: str) -> str:
     return "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
 
 
+def eval_pixel_budget(args: argparse.Namespace) -> PixelBudget:
+    """--max-pixels, else (under --protocol release) the cap the release's eval had, else the shared budget."""
+    if args.max_pixels is None and args.protocol == RELEASE:
+        return pixel_budget(RELEASE_EVAL_MAX_PIXELS)
+    return pixel_budget(args.max_pixels)
+
+
 def make_generator(args: argparse.Namespace, backend: str) -> Generator:
     if backend == "vllm":
         from proxy_grm.generation import VllmGenerator
 
         return VllmGenerator(args.model_path, tp=args.tensor_parallel_size, dtype=args.dtype,
                              max_model_len=args.max_model_len, gpu_memory_utilization=args.gpu_memory_utilization,
-                             image_root=args.image_root, pixels=pixel_budget(args.max_pixels))
+                             image_root=args.image_root, pixels=eval_pixel_budget(args))
     from proxy_grm.generation import TransformersGenerator
 
     return TransformersGenerator(args.model_path, dtype=args.dtype, image_root=args.image_root,
-                                 pixels=pixel_budget(args.max_pixels))
+                                 pixels=eval_pixel_budget(args))
 
 
 def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSummary | None:
@@ -148,7 +156,7 @@ def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSumm
     if args.image_root is not None and not args.image_root.is_dir():
         parser.error(f"--image-root {args.image_root}: no such folder")
     try:
-        pixel_budget(args.max_pixels)
+        eval_pixel_budget(args)
     except ValueError as error:
         parser.error(f"--max-pixels: {error}")
     if args.protocol == RELEASE and args.verdict_fallback is not None:
@@ -167,7 +175,7 @@ def generate_main(benchmark_name: str, argv: list[str] | None = None) -> RunSumm
     )
     try:
         questions, pending = pending_rows(config)
-    except AnswersFileError as error:
+    except DataFileError as error:
         parser.exit(2, f"error: {error}\n")
     if pending:
         print(f"{benchmark.title}: {len(pending)} of {len(questions)} pairs to generate with {backend} "
@@ -219,7 +227,7 @@ def transfer_main(argv: list[str] | None = None) -> dict:
         parser.error(f"--answers-file {args.answers_file}: no such file")
     try:
         inputs = transfer.transfer_items(args.answers_file, args.limit)
-    except AnswersFileError as error:
+    except DataFileError as error:
         parser.exit(2, f"error: {error}\n")
     evaluator: transfer.Evaluator
     if args.evaluator == "proxy":

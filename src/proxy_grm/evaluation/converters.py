@@ -19,31 +19,20 @@ from typing import Any
 
 from PIL import Image
 
+from proxy_grm.datafiles import DataFileError, iter_rows
+
 Record = dict[str, Any]
 
 
-class ConversionError(ValueError):
+class ConversionError(DataFileError):
     """A released record that cannot be converted; the message names the record and field."""
 
 
 def read_records(path: Path) -> list[Record]:
-    """Rows of a ``.jsonl``, ``.json`` (a list) or ``.parquet`` file."""
+    """Rows of a ``.jsonl``, ``.json`` (a list or JSON lines) or ``.parquet`` file."""
     if not path.is_file():
         raise ConversionError(f"{path}: no such file")
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, list):
-            raise ConversionError(f"{path}: expected a JSON list of records")
-        return data
-    if path.suffix == ".jsonl":
-        from proxy_grm.evaluation.answers import read_jsonl
-
-        return read_jsonl(path)
-    raise ConversionError(f"{path}: unsupported format {path.suffix!r} (use .jsonl, .json or .parquet)")
+    return [row for row, _ in iter_rows(path)]
 
 
 def _field(record: Record, name: str, where: str, kind: type | tuple[type, ...] = str) -> Any:

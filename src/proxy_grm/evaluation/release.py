@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proxy_grm.evaluation.answers import iter_jsonl, release_correct, require
+from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.evaluation.answers import release_correct, require
 from proxy_grm.evaluation.benchmarks import MM_RLHF_KEYWORDS, multimodal_rewardbench_category
 from proxy_grm.parsing import answer_span
 

@@ -11,11 +11,12 @@ Why a neutral rubric rather than an empty one: the proxy prompt has an
 baseline fills the slot with generic criteria that carry no pair-specific
 information.
 
-Two evaluators: our proxy service (``POST /get_reward_mllm_batch``) or any
-OpenAI-compatible chat endpoint (``/v1/chat/completions``; the prompt is
-``proxy_prompt`` and the verdict is read as the proxy service reads it). Calls
-are retried a bounded number of times, then fail with the URL and the cause:
-an unreachable evaluator never turns into a score.
+Two evaluators: our proxy service (``POST /get_reward_mllm_batch``, the contract
+in ``proxy_grm.proxy_contract``) or any OpenAI-compatible chat endpoint
+(``/v1/chat/completions`` through the ``openai`` client, which retries with
+backoff; the prompt is ``proxy_prompt`` and the verdict is read as the proxy
+service reads it). Calls are retried a bounded number of times, then fail with
+the URL and the cause: an unreachable evaluator never turns into a score.
 """
 
 from __future__ import annotations
@@ -29,12 +30,17 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
+import openai
+from pydantic import ValidationError
 
-from proxy_grm.evaluation.answers import iter_jsonl, label_of, require
+from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.evaluation.answers import label_of, require
 from proxy_grm.images import image_to_data_uri, load_image
 from proxy_grm.messages import openai_messages
+from proxy_grm.pairs import show
 from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict
 from proxy_grm.prompts import proxy_prompt
+from proxy_grm.proxy_contract import BATCH_PATH, BatchRequest, BatchResult, RewardItem, RewardResult
 
 NEUTRAL_RUBRIC = ("<rubric>\nCorrectness with respect to the image (50%), helpfulness and completeness (30%), "
                   "clarity (20%).\n</rubric>")
@@ -73,11 +79,10 @@ def transfer_items(answers_file: Path, limit: int | None = None) -> TransferInpu
         if rubric is None:
             no_rubric += 1
             continue
-        answer = label_of(row, where)
-        chosen, rejected = str(require(row, "chosen", where)), str(require(row, "rejected", where))
-        first, second = (rejected, chosen) if answer == 2 else (chosen, rejected)
-        items.append(TransferItem(row.get("row_index", position), str(require(row, "prompt", where)), first,
-                                  second, str(row["image"]), answer, rubric))
+        shown = show(str(require(row, "chosen", where)), str(require(row, "rejected", where)),
+                     label_of(row, where) == 2)
+        items.append(TransferItem(row.get("row_index", position), str(require(row, "prompt", where)),
+                                  shown.response_1, shown.response_2, str(row["image"]), shown.label, rubric))
         if limit is not None and len(items) >= limit:
             break
     return TransferInputs(items, no_rubric, video_rows)
@@ -93,7 +98,7 @@ class EvaluatorError(RuntimeError):
     """The evaluator could not be reached or answered nonsense; the message names the URL."""
 
 
-def _post(client: httpx.Client, url: str, body: dict[str, Any], retries: int) -> dict[str, Any]:
+def _post(client: httpx.Client, url: str, body: dict[str, Any], retries: int) -> Any:
     """POST with bounded retries on connection errors and 5xx; anything else raises at once."""
     for attempt in range(retries + 1):
         try:
@@ -116,7 +121,7 @@ class ProxyEvaluator:
 
     def __init__(self, url: str, api_key: str | None = None, batch_size: int = 32, timeout_s: float = 600.0,
                  retries: int = 3, inline_images: bool = False):
-        self.url = url.rstrip("/") + "/get_reward_mllm_batch"
+        self.url = url.rstrip("/") + BATCH_PATH
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=timeout_s, headers=headers)
         self.batch_size, self.retries, self.inline_images = batch_size, retries, inline_images
@@ -125,20 +130,24 @@ class ProxyEvaluator:
         return image_to_data_uri(load_image(ref)) if self.inline_images else ref
 
     def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
-        return [r.get("verdict") if r.get("verdict") in (1, 2) else None for r in self.results(items, rubrics)]
+        return [r.verdict if r.verdict in (1, 2) else None for r in self.results(items, rubrics)]
 
-    def results(self, items: list[TransferItem], rubrics: list[str]) -> list[dict[str, Any]]:
+    def results(self, items: list[TransferItem], rubrics: list[str]) -> list[RewardResult]:
         """The service's result per item (``reward``, ``verdict``, ``critique``, ``truncated``)."""
-        results: list[dict[str, Any]] = []
+        results: list[RewardResult] = []
         for start in range(0, len(items), self.batch_size):
             chunk = list(zip(items[start:start + self.batch_size], rubrics[start:start + self.batch_size]))
-            body = {"items": [{"question": i.question, "chosen": i.response_1, "rejected": i.response_2,
-                               "image": self._image(i.image), "answer": str(i.answer), "rubric": r}
-                              for i, r in chunk]}
-            answer = _post(self.client, self.url, body, self.retries).get("results")
-            if not isinstance(answer, list) or len(answer) != len(chunk) or not all(
-                    isinstance(r, dict) for r in answer):
-                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {answer!r:.200}")
+            body = BatchRequest(items=[RewardItem(question=i.question, chosen=i.response_1, rejected=i.response_2,
+                                                  image=self._image(i.image), answer=i.answer, rubric=r)
+                                       for i, r in chunk])
+            reply = _post(self.client, self.url, body.to_json(), self.retries)
+            try:
+                answer = BatchResult.model_validate(reply).results
+            except ValidationError as error:
+                raise EvaluatorError(f"{self.url}: not a batch reply ({error.errors()[0]['msg']}): "
+                                     f"{json.dumps(reply)[:200]}") from None
+            if len(answer) != len(chunk):
+                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {len(answer)}")
             results += answer
         return results
 
@@ -149,20 +158,21 @@ class OpenAIEvaluator:
     def __init__(self, url: str, model: str, api_key: str | None = None, max_tokens: int = 1024,
                  concurrency: int = 8, timeout_s: float = 600.0, retries: int = 3):
         self.url = url.rstrip("/") + "/chat/completions"
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.client = httpx.Client(timeout=timeout_s, headers=headers)
-        self.model, self.max_tokens, self.concurrency, self.retries = model, max_tokens, concurrency, retries
+        self.client = openai.OpenAI(base_url=url, api_key=api_key or "none", max_retries=retries,
+                                    timeout=timeout_s)
+        self.model, self.max_tokens, self.concurrency = model, max_tokens, concurrency
 
     def _judge_one(self, item: TransferItem, rubric: str) -> int | None:
         text = proxy_prompt(item.question, item.response_1, item.response_2, rubric)
         messages = openai_messages(text, image_to_data_uri(load_image(item.image)))
-        body = {"model": self.model, "messages": messages,
-                "max_tokens": self.max_tokens, "temperature": 0.0}
-        reply = _post(self.client, self.url, body, self.retries)
         try:
-            completion = reply["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise EvaluatorError(f"{self.url}: unexpected reply {json.dumps(reply)[:200]}") from None
+            reply = self.client.chat.completions.create(model=self.model, messages=messages,
+                                                        max_tokens=self.max_tokens, temperature=0.0)
+        except openai.APIError as error:
+            raise EvaluatorError(f"{self.url}: {type(error).__name__}: {error}") from None
+        if not reply.choices:
+            raise EvaluatorError(f"{self.url}: a reply without choices")
+        completion = reply.choices[0].message.content or ""
         # Read as the proxy service reads its own critiques, so both evaluators are comparable.
         return parse_verdict(completion, Fallback.LAST_DIGIT)
 

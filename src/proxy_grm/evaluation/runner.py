@@ -7,8 +7,8 @@ A rerun skips rows already written, checks that they belong to this question
 file, and appends the rest; the answers file is never deleted or rewritten
 (only a half-written last line left by a kill is cut off).
 
-The pair order (``--order``) is the benchmark file's or a coin seeded per row
-(``--seed`` and the row index), so a resumed run shows every pair in the same
+The pair order (``--order``) is the benchmark file's or ``proxy_grm.pairs.is_reversed``
+keyed by ``--seed`` and the row index, so a resumed run shows every pair in the same
 order as an uninterrupted one; it is recorded as ``reverse``.
 
 Two protocols. Ours (``authors``): the GRM instruction the model was trained
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import sys
 import time
 from dataclasses import dataclass
@@ -37,13 +36,15 @@ from typing import Any
 
 from tqdm import tqdm
 
-from proxy_grm.evaluation.answers import AnswersFileError, iter_jsonl
+from proxy_grm.datafiles import append_jsonl, iter_jsonl, repair_torn_tail
+from proxy_grm.evaluation.answers import AnswersFileError
 from proxy_grm.evaluation.benchmarks import Benchmark, Order
 from proxy_grm.evaluation.release import VERDICT_PARSERS
 from proxy_grm.evaluation.scoring import AUTHORS, RELEASE
 from proxy_grm.generation import Generator, Messages
 from proxy_grm.images import sample_video_frames
 from proxy_grm.messages import chat_messages
+from proxy_grm.pairs import is_reversed, show
 from proxy_grm.parsing import Fallback, parse_verdict
 from proxy_grm.prompts import grm_prompt, release_grm_prompt
 
@@ -98,11 +99,6 @@ def row_key(row: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
-def is_reversed(seed: int, row_index: int) -> bool:
-    """The seeded order swap of one row (p = 0.5), independent of which rows are already done."""
-    return random.Random(f"{seed}:{row_index}").random() >= 0.5
-
-
 def shown_reversed(config: RunConfig, row: dict[str, Any], row_index: int) -> bool:
     """Whether the row is shown rejected-first under the run's pair order.
 
@@ -110,7 +106,7 @@ def shown_reversed(config: RunConfig, row: dict[str, Any], row_index: int) -> bo
     """
     if config.pair_order is Order.ORIGINAL:
         return not row.get("chosen_first", True)
-    return is_reversed(config.seed, row_index)
+    return is_reversed(config.seed, str(row_index))
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
@@ -130,21 +126,11 @@ def load_questions(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _cut_partial_last_line(path: Path) -> bool:
-    """Drop a last line without its newline (a write cut short by a kill); True if one was cut."""
-    data = path.read_bytes()
-    if not data or data.endswith(b"\n"):
-        return False
-    with open(path, "r+b") as handle:
-        handle.truncate(data.rfind(b"\n") + 1)
-    return True
-
-
 def finished_rows(answers_file: Path, questions: list[dict[str, Any]]) -> set[int]:
     """Row indices already answered, after checking each answer against its question row."""
     if not answers_file.exists():
         return set()
-    if _cut_partial_last_line(answers_file):
+    if repair_torn_tail(answers_file):
         print(f"{answers_file}: removed a half-written last line (interrupted run); it will be regenerated",
               file=sys.stderr)
     done: set[int] = set()
@@ -165,9 +151,9 @@ def finished_rows(answers_file: Path, questions: list[dict[str, Any]]) -> set[in
 
 def pair_text(row: dict[str, Any], reverse: bool, config: RunConfig) -> str:
     """The GRM's user text for one pair (the answers row's ``qs``), in the order given by ``reverse``."""
-    first, second = (row["rejected"], row["chosen"]) if reverse else (row["chosen"], row["rejected"])
+    shown = show(row["chosen"], row["rejected"], reverse)
     build = release_grm_prompt if config.protocol == RELEASE else grm_prompt
-    return build(row["prompt"], first, second)
+    return build(row["prompt"], shown.response_1, shown.response_2)
 
 
 def pair_messages(row: dict[str, Any], reverse: bool, config: RunConfig) -> Messages:
@@ -225,16 +211,14 @@ def run(config: RunConfig, generator: Generator, questions: list[dict[str, Any]]
         pending: list[int]) -> RunSummary:
     """Generate the pending rows in batches, appending each batch to the answers file as it finishes."""
     start = time.monotonic()
-    config.answers_file.parent.mkdir(parents=True, exist_ok=True)
     unparsed = 0
-    with open(config.answers_file, "a", encoding="utf-8") as answers, \
+    with append_jsonl(config.answers_file) as answers, \
             tqdm(total=len(questions), initial=len(questions) - len(pending), unit="pair",
                  desc=config.benchmark.title) as progress:
         for offset in range(0, len(pending), config.batch_size):
             chunk = pending[offset:offset + config.batch_size]
             rows = answer_rows(config, chunk, questions, generator)
-            answers.write("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-            answers.flush()
+            answers.write(*rows)
             unparsed += sum(row["verdict"] is None for row in rows)
             progress.update(len(chunk))
     return RunSummary(len(questions), len(questions) - len(pending), len(pending), unparsed,

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from proxy_grm.evaluation import release
-from proxy_grm.evaluation.answers import AnswersFileError, iter_jsonl, label_of, verdict_of
+from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.evaluation.answers import AnswersFileError, label_of, verdict_of
 from proxy_grm.evaluation.benchmarks import Benchmark, Unparsed
 
 AUTHORS = "authors"

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from proxy_grm.reward.settings import base_url, endpoint_url

@@ -3,7 +3,7 @@
     python proxy/proxy.py --model-path DIR [--backend vllm|transformers] [--host H] [--port P]
                           [--tp N] [--max-new-tokens N] [--api-key KEY] [--image-root DIR]
 
-Endpoints (contract in ``schemas``):
+Endpoints (the reward contract is ``proxy_grm.proxy_contract``):
 
 - ``POST /get_reward_mllm``: the release's payload ``{question, chosen, rejected,
   image, answer, rubric}`` -> ``{"reward": 1.0 | -1.0, "verdict": 1 | 2 | null,
@@ -26,6 +26,6 @@ Decisions:
 - Bad input is a 4xx naming the field; one log line per request (id, items,
   latency, verdict counts), never the critique.
 
-``schemas`` holds the contract, ``backends`` the engines (vLLM async engine,
+``schemas`` holds the health and image-check models, ``backends`` the engines (vLLM async engine,
 batched transformers), ``app`` the FastAPI app factory, ``cli`` the command line.
 """

@@ -30,17 +30,9 @@ from proxy_grm.images import ImageLoadError, load_image
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import Fallback, parse_verdict
 from proxy_grm.prompts import proxy_prompt
+from proxy_grm.proxy_contract import MAX_BODY_BYTES, BatchRequest, RewardItem, RewardResult
 from proxy_grm.proxy_service.backends import BackendConfig, ProxyBackend, load_backend
-from proxy_grm.proxy_service.schemas import (
-    MAX_BODY_BYTES,
-    BatchRequest,
-    HealthResponse,
-    ImageCheckRequest,
-    ImageCheckResponse,
-    RewardItem,
-    RewardResult,
-    UnreadableImage,
-)
+from proxy_grm.proxy_service.schemas import HealthResponse, ImageCheckRequest, ImageCheckResponse, UnreadableImage
 
 logger = logging.getLogger("proxy_grm.proxy")
 

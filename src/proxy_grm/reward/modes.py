@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from collections.abc import Mapping
 
 ProxyReward = int  # +1, -1 or 0
 Cell = tuple[bool, ProxyReward]  # (verdict correct?, p)

@@ -35,6 +35,7 @@ import logging
 from typing import Any
 
 from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_label, parse_verdict
+from proxy_grm.proxy_contract import RewardItem
 from proxy_grm.reward.proxy_client import ProxyCallError, get_pool
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
 
@@ -49,11 +50,11 @@ logger = logging.getLogger(__name__)
 
 
 def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: str) -> dict[str, str]:
-    """The release's request body from a verl row's ``extra_info`` and the rollout's rubric.
+    """The proxy request body (``RewardItem``, the release's payload) from a verl row's ``extra_info`` and the rollout's rubric.
 
-    ``chosen``/``rejected`` are Response 1/Response 2 in the order the policy saw
-    them and ``answer`` the better one ("1"/"2"); without ``extra_info["answer"]``
-    the row's ground truth is the label.
+    ``extra_info`` holds the release's names: ``chosen``/``rejected`` are Response 1/Response 2 in the order
+    the policy saw them and ``answer`` the better one ("1"/"2"); without ``extra_info["answer"]`` the row's
+    ground truth is the label.
     """
     if not isinstance(extra_info, dict):
         raise ValueError(f"data_source={data_source!r}: extra_info must be a dict with {PAIR_FIELDS + ('answer',)}, "
@@ -65,8 +66,7 @@ def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: 
     label = parse_label(extra_info.get("answer", ground_truth))
     if label is None:
         raise ValueError(f"data_source={data_source!r}: label {extra_info.get('answer', ground_truth)!r} is not 1 or 2")
-    payload = {field: extra_info[field] for field in PAIR_FIELDS}
-    return {**payload, "answer": str(label), "rubric": rubric}
+    return RewardItem(**{field: extra_info[field] for field in PAIR_FIELDS}, answer=label, rubric=rubric).to_json()
 
 
 async def score_rollout(settings: RewardSettings, data_source: str, solution_str: str, ground_truth: Any,

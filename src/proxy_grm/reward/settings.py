@@ -29,19 +29,25 @@ defaults ``0.0.0.0`` and ``20240``.
 ``on_failure``: ``raise`` (a proxy that stays unreachable stops training with an
 error naming the URL) or ``score_as_release`` (score the call as the release did,
 proxy reward 0, and count it in ``proxy_failed``).
+
+``RewardSettings`` is a pydantic model: it types, bounds and coerces every value
+(``"0"``/``"1"``/``"true"`` for switches, digit strings for numbers), refuses
+unknown keys, and its fields are the kwarg names (``proxy_url`` becomes
+``proxy_endpoints``).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from proxy_grm.proxy_contract import REWARD_PATH
 from proxy_grm.reward.modes import DEFAULT_MODE, Aggregation, get_mode
 
-PROXY_ENDPOINT = "/get_reward_mllm"
-FAILURE_POLICIES = ("raise", "score_as_release")
+PROXY_ENDPOINT = REWARD_PATH
 RELEASE_DEFAULT_IP = "0.0.0.0"
 RELEASE_DEFAULT_PORT = "20240"
 
@@ -49,47 +55,34 @@ RELEASE_DEFAULT_PORT = "20240"
 VERL_INJECTED_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
 
 
-@dataclass(frozen=True)
-class RewardSettings:
+class RewardSettings(BaseModel):
     """Everything ``compute_score`` needs besides the rollout itself."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     use_proxy: bool = True
     use_format: bool = True
-    mode: Aggregation = get_mode(DEFAULT_MODE)
+    mode: Aggregation = Field(default_factory=lambda: get_mode(DEFAULT_MODE))
     proxy_endpoints: tuple[str, ...] = ()
-    format_weight: float = 0.5
-    timeout_s: float = 120.0
-    max_retries: int = 3
-    backoff_s: float = 0.5
-    on_failure: str = "raise"
+    format_weight: float = Field(0.5, ge=0.0)
+    timeout_s: float = Field(120.0, gt=0.0)
+    max_retries: int = Field(3, ge=0)
+    backoff_s: float = Field(0.5, ge=0.0)
+    on_failure: Literal["raise", "score_as_release"] = "raise"
     api_key: str | None = None
-    max_connections: int = 100
+    max_connections: int = Field(100, ge=1)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Aggregation:
+        return value if isinstance(value, Aggregation) else get_mode(value)
 
 
-KWARG_NAMES = frozenset(
-    {"proxy_url", "mode", "use_proxy", "use_format", "format_weight", "timeout_s", "max_retries", "backoff_s",
-     "on_failure", "api_key", "max_connections"}
-)
-
-
-def _as_bool(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in {"0", "1", "true", "false", "yes", "no"}:
-        return value.strip().lower() in {"1", "true", "yes"}
-    raise ValueError(f"{name}: expected true/false or 0/1, got {value!r}")
-
-
-def _as_number(name: str, value: Any, kind: type, minimum: float) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a {kind.__name__}, got {value!r}") from None
-    if isinstance(value, bool) or number < minimum or (kind is int and number != float(value)):
-        raise ValueError(f"{name}: expected a {kind.__name__} >= {minimum}, got {value!r}")
-    return number
+# The kwarg names: the model's fields, with the URL(s) given as ``proxy_url``.
+KWARG_NAMES = frozenset(RewardSettings.model_fields) - {"proxy_endpoints"} | {"proxy_url"}
+# The release's environment switch for each kwarg that has one.
+ENV_SWITCHES = {"use_proxy": "use_api", "use_format": "use_format", "mode": "use_fb",
+                "max_connections": "HTTP_POOL_SIZE", "api_key": "PROXY_GRM_API_KEY"}
 
 
 def endpoint_url(url: str, field: str = "proxy_url") -> str:
@@ -150,53 +143,29 @@ def resolve_settings(reward_kwargs: Mapping[str, Any], env: Mapping[str, str] | 
     unknown = set(reward_kwargs) - KWARG_NAMES - VERL_INJECTED_KWARGS
     if unknown:
         raise TypeError(f"unknown reward_kwargs {sorted(unknown)}; known: {sorted(KWARG_NAMES)}")
-
-    def pick(kwarg: str, env_name: str | None) -> Any:
-        if reward_kwargs.get(kwarg) is not None:
-            return reward_kwargs[kwarg]
-        if env_name is not None and env.get(env_name, "").strip():
-            return env[env_name]
-        return None
-
-    defaults = RewardSettings()
-    use_proxy = pick("use_proxy", "use_api")
-    use_proxy = defaults.use_proxy if use_proxy is None else _as_bool("use_proxy", use_proxy)
-    use_format = pick("use_format", "use_format")
-    use_format = defaults.use_format if use_format is None else _as_bool("use_format", use_format)
-    mode = pick("mode", "use_fb")
-
-    endpoints: tuple[str, ...] = ()
-    if use_proxy:
-        if reward_kwargs.get("proxy_url") is not None:
-            endpoints = _proxy_endpoints(reward_kwargs["proxy_url"])
-        elif (legacy := _legacy_endpoint(env)) is not None:
-            endpoints = (legacy,)
-        else:
-            raise ValueError(
-                "the proxy reward is on but no proxy URL is set: pass "
-                "+reward.custom_reward_function.reward_kwargs.proxy_url=http://HOST:PORT (or a list of URLs), "
-                "or turn the proxy off with ...reward_kwargs.use_proxy=false"
-            )
-
-    on_failure = pick("on_failure", None) or defaults.on_failure
-    if on_failure not in FAILURE_POLICIES:
-        raise ValueError(f"on_failure: expected one of {FAILURE_POLICIES}, got {on_failure!r}")
-    number = {
-        name: _as_number(name, value, kind, minimum) if value is not None else getattr(defaults, name)
-        for name, kind, minimum, value in (
-            ("format_weight", float, 0.0, pick("format_weight", None)),
-            ("timeout_s", float, 0.001, pick("timeout_s", None)),
-            ("max_retries", int, 0, pick("max_retries", None)),
-            ("backoff_s", float, 0.0, pick("backoff_s", None)),
-            ("max_connections", int, 1, pick("max_connections", "HTTP_POOL_SIZE")),
+    values: dict[str, Any] = {}
+    for name in KWARG_NAMES - {"proxy_url"}:
+        if reward_kwargs.get(name) is not None:
+            values[name] = reward_kwargs[name]
+        elif name in ENV_SWITCHES and env.get(ENV_SWITCHES[name], "").strip():
+            values[name] = env[ENV_SWITCHES[name]]
+    if values.get("api_key") == "":
+        del values["api_key"]
+    try:
+        settings = RewardSettings(**values)
+    except ValidationError as error:
+        raise ValueError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}"
+                                   for e in error.errors())) from None
+    if not settings.use_proxy:
+        return settings
+    if reward_kwargs.get("proxy_url") is not None:
+        endpoints = _proxy_endpoints(reward_kwargs["proxy_url"])
+    elif (legacy := _legacy_endpoint(env)) is not None:
+        endpoints = (legacy,)
+    else:
+        raise ValueError(
+            "the proxy reward is on but no proxy URL is set: pass "
+            "+reward.custom_reward_function.reward_kwargs.proxy_url=http://HOST:PORT (or a list of URLs), "
+            "or turn the proxy off with ...reward_kwargs.use_proxy=false"
         )
-    }
-    return RewardSettings(
-        use_proxy=use_proxy,
-        use_format=use_format,
-        mode=defaults.mode if mode is None else get_mode(mode),
-        proxy_endpoints=endpoints,
-        on_failure=on_failure,
-        api_key=pick("api_key", "PROXY_GRM_API_KEY") or None,
-        **number,
-    )
+    return settings.model_copy(update={"proxy_endpoints": endpoints})

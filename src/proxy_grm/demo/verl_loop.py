@@ -1,9 +1,9 @@
-"""Score rollouts through verl 0.9's own reward loop, outside a Ray cluster.
+"""Score rollouts through verl 0.9's own reward loop, outside a Ray cluster (a demo and test harness).
 
 verl's ``RewardLoopWorker`` can be built as a plain object on CPU: it loads our
 ``compute_score`` by path from the trainer config exactly as GRPO training does,
 so the demo and the tests exercise the real reward path, then verl's GRPO
-advantage on the scores.
+advantage on the scores. Training itself never imports this module.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-REWARD_FILE = Path(__file__).resolve().parents[3] / "verl" / "proxy_grm_reward.py"
 
 
 @dataclass(frozen=True)
@@ -36,11 +34,19 @@ class ScoredRollouts:
     advantages: list[float]
 
 
-def trainer_config(model_path: Path, reward_kwargs: dict[str, Any], reward_file: Path = REWARD_FILE,
+def trainer_config(model_path: Path, reward_kwargs: dict[str, Any], reward_file: Path | None = None,
                    overrides: Sequence[str] = ()) -> Any:
-    """verl's real trainer config (Hydra compose of ppo_trainer.yaml) with our reward plugged in."""
+    """verl's real trainer config (Hydra compose of ppo_trainer.yaml) with our reward plugged in.
+
+    ``reward_file`` is the file verl loads ``compute_score`` from: the repo's ``verl/proxy_grm_reward.py``
+    (what a launcher passes), or by default the installed ``proxy_grm.reward.score`` module.
+    """
     import verl
     from hydra import compose, initialize_config_dir
+
+    from proxy_grm.reward import score
+
+    reward_file = reward_file or Path(score.__file__)
 
     def hydra_value(value: Any) -> str:
         if isinstance(value, (list, tuple)):

@@ -1,0 +1,95 @@
+"""The proxy's HTTP contract: what the service validates and what every client sends.
+
+``POST /get_reward_mllm`` takes the release's payload (the release's trainer and proxy speak it, so the
+names are the release's): ``chosen``/``rejected`` are Response 1 / Response 2 in the order shown to the
+policy, and ``answer`` says which of the two is better. The reply is ``{"reward": 1.0 | -1.0, "verdict":
+1 | 2 | null, "critique": str, "truncated": bool}``: reward +1 iff the proxy's verdict equals ``answer``. An
+optional ``id`` is echoed back (only when given) so clients can match replies to requests.
+``POST /get_reward_mllm_batch`` takes ``{"items": [...]}`` and answers ``{"results": [...]}`` in order.
+
+The service (``proxy_service.app``), the GRPO reward (``reward.score``), the rubric-transfer evaluator and
+the tests' fake proxy all use these models, so the contract is written once.
+
+Limits (each violation is a 422 naming the field): texts at most ``MAX_TEXT_CHARS`` characters, the image
+reference at most ``MAX_IMAGE_CHARS``, at most ``MAX_BATCH_ITEMS`` items per batch; whole bodies at most
+``MAX_BODY_BYTES`` (413).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt, StrictStr
+
+REWARD_PATH = "/get_reward_mllm"
+BATCH_PATH = "/get_reward_mllm_batch"
+MAX_TEXT_CHARS = 65_536
+MAX_IMAGE_CHARS = 32 * 1024 * 1024
+MAX_BATCH_ITEMS = 1024
+MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+def _parse_answer(value: Any) -> int:
+    """The release sends "1"/"2"; integers are accepted too. Anything else is refused."""
+    if isinstance(value, bool):
+        raise ValueError("answer must be 1 or 2 (a string or an integer)")
+    if isinstance(value, str) and value.strip() in ("1", "2"):
+        return int(value.strip())
+    if isinstance(value, int) and value in (1, 2):
+        return value
+    raise ValueError(f"answer must be 1 or 2 (a string or an integer), got {value!r}")
+
+
+def _non_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty")
+    return value
+
+
+# Validated as 1 or 2; sent as "1"/"2", as the release's trainer sends it.
+Answer = Annotated[int, BeforeValidator(_parse_answer), PlainSerializer(str, return_type=str)]
+Text = Annotated[StrictStr, Field(max_length=MAX_TEXT_CHARS)]
+
+
+class RewardItem(BaseModel):
+    """One pair to judge with one rubric."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    question: Text
+    chosen: Text = Field(description="Response 1, as shown to the policy")
+    rejected: Text = Field(description="Response 2, as shown to the policy")
+    image: Annotated[StrictStr, Field(min_length=1, max_length=MAX_IMAGE_CHARS,
+                                      description="local path or data:image/...;base64,... URI")]
+    answer: Answer = Field(description="the better response: 1 or 2")
+    rubric: Annotated[Text, AfterValidator(_non_blank)]
+    id: StrictStr | StrictInt | None = Field(default=None, description="echoed back in the result")
+
+    def to_json(self) -> dict[str, Any]:
+        """The request body; ``id`` only when set, so a release proxy sees exactly the release's payload."""
+        return self.model_dump(exclude_none=True)
+
+
+class RewardResult(BaseModel):
+    reward: float
+    verdict: int | None
+    critique: str
+    truncated: bool = Field(default=False, description="the critique stopped at --max-new-tokens")
+    id: StrictStr | StrictInt | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The reply body; ``id`` only when the request carried one (the release's clients never do)."""
+        return self.model_dump(exclude={"id"} if self.id is None else set())
+
+
+class BatchRequest(BaseModel):
+    items: Annotated[list[RewardItem], Field(min_length=1, max_length=MAX_BATCH_ITEMS)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"items": [item.to_json() for item in self.items]}
+
+
+class BatchResult(BaseModel):
+    """The batch endpoint's reply, read back by clients (extra keys a newer service adds are ignored)."""
+
+    results: list[RewardResult]
