@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from conftest import REPO_ROOT
-from proxy_grm.data.records import PairRecord
 from proxy_grm.data.writers import SwiftJsonlWriter, VerlParquetWriter, grm_sft_row, verl_row
 from proxy_grm.demo.pipeline import changed_tensors
+from proxy_grm.pairs import PairRecord
 from proxy_grm.parsing import extract_rubric
 from proxy_grm.pixels import pixel_budget
 from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
@@ -38,7 +38,8 @@ def _pairs(tmp_path: Path, n: int) -> list[PairRecord]:
         image = tmp_path / f"image-{i}.png"
         Image.new("RGB", (56, 56), (40 * i % 256, 90, 160)).save(image)
         pairs.append(PairRecord(id=f"p{i}", source="fixture", image=str(image), question=f"What is in picture {i}?",
-                                chosen=f"A red square {i}.", rejected=f"A blue circle {i}."))
+                                preferred=f"A red square {i}.",
+                                dispreferred=f"A blue circle {i}."))
     return pairs
 
 
