@@ -40,20 +40,24 @@ def stub_verdict(response_1: str, response_2: str) -> int:
 
 
 def grm_answer(response_1: str, response_2: str, image_size: tuple[int, int] | None) -> str:
-    """A short critique in the GRM format; the tiny demo model learns its shape in a few SFT steps."""
+    """A short critique in the GRM format, the same template every time (only the image size and the
+    verdict vary), so the tiny demo model learns its shape in a few dozen SFT steps."""
     verdict = stub_verdict(response_1, response_2)
     size = f"{image_size[0]}x{image_size[1]}" if image_size else "none"
     return (
         "<rubric>\n"
-        f"1. Detail (60%): more of the image ({size} pixels).\n"
-        "2. Accuracy (40%): objects in the image.\n"
-        "<justify>why</justify>\n"
+        f"1. Detail, 60%: the {size} image.\n"
+        "2. Accuracy, 40%: its objects.\n"
         "</rubric>\n"
-        "<eval>\n"
-        f"Response {verdict} has more words, so Response {verdict} is better.\n"
-        "</eval>\n"
+        f"<eval>Response {verdict} has more words.</eval>\n"
         f"<answer>{verdict}</answer>"
     )
+
+
+def proxy_answer(response_1: str, response_2: str) -> str:
+    """A proxy critique by the same rule, in the ``<think>..</think><answer>N</answer>`` format."""
+    verdict = stub_verdict(response_1, response_2)
+    return f"<think>Response {verdict} has more words.</think><answer>{verdict}</answer>"
 
 
 class ChatRequest(BaseModel):
@@ -107,9 +111,7 @@ def create_app(model: str = "teacher-stub", fail_every: int = 0, delay_s: float 
         if match := _GRM_RE.search(text):
             content = grm_answer(match["r1"], match["r2"], size)
         elif match := _PROXY_RE.search(text):
-            verdict = stub_verdict(match["r1"], match["r2"])
-            content = (f"<think>Response {verdict} has more words, so Response {verdict} is better.</think>"
-                       f"<answer>{verdict}</answer>")
+            content = proxy_answer(match["r1"], match["r2"])
         else:
             raise HTTPException(status_code=400, detail="prompt is neither a GRM nor a proxy prompt")
         return {

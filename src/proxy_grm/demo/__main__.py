@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--proxy-backend", choices=("vllm", "transformers"), default=defaults.proxy_backend)
     parser.add_argument("--eval-backend", choices=("vllm", "transformers"), default=defaults.eval_backend)
     parser.add_argument("--eval-pairs", type=int, default=defaults.eval_pairs)
+    parser.add_argument("--fluency-pairs", type=int, default=defaults.fluency_pairs,
+                        help="GRM-RL rows held out of GRPO for the protocol-fluency check")
     parser.add_argument("--rollout-groups", type=int, default=defaults.rollout_groups)
     parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
                         help="the proxy's and teacher's critique cap; the GRM's is three times this")
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     config = pipeline.DemoConfig(
         out_dir=args.out.resolve(), pairs_per_source=args.pairs_per_source, teacher=args.teacher,
         sft_steps=args.sft_steps, proxy_backend=args.proxy_backend, eval_backend=args.eval_backend,
-        eval_pairs=args.eval_pairs, rollout_groups=args.rollout_groups, max_new_tokens=args.max_new_tokens,
+        eval_pairs=args.eval_pairs, fluency_pairs=args.fluency_pairs, rollout_groups=args.rollout_groups, max_new_tokens=args.max_new_tokens,
         grpo_steps=args.grpo_steps, grpo_prompts_per_step=args.grpo_prompts_per_step,
         grpo_generations=args.grpo_generations,
     )
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             answers = {tag: [r["answers"] for r in result.values()] for tag, result in evaluations.items()}
             for tag in checkpoints:
                 runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
-                           lambda tag=tag: pipeline.fluency(config, proxy_url(), answers[tag]))
+                           lambda tag=tag: pipeline.fluency(config, proxy_url(), checkpoints[tag], answers[tag]))
             runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
                        lambda: pipeline.rubric_transfer(config, proxy_url(), {
                            f"{tag}/{benchmark}": result["answers"]

@@ -30,15 +30,20 @@ class DemoConfig:
     """Sizes and the toy-only training settings (the launchers keep the release's defaults)."""
 
     out_dir: Path
-    pairs_per_source: int = 12
+    # ~25 GRM-SFT rows: with 11 the tiny GRM learnt the format on its training prompts only.
+    pairs_per_source: int = 24
     teacher: str = "both"  # vllm | stub | both: which teacher feeds the training sets (stub when both)
     # The tiny random model learns the output formats from a few rows only at a high learning
-    # rate and many epochs (the release: lr 5e-6, 1 epoch, on a pretrained 7B).
-    sft_steps: int = 80
+    # rate, a long warm-up and many epochs (the release: lr 5e-6, warm-up 5%, 1 epoch, on a
+    # pretrained 7B). With the release's 5% warm-up the first steps at lr 5e-3 set it back.
+    sft_steps: int = 100
     sft_learning_rate: str = "5e-3"
+    sft_warmup_ratio: str = "0.15"
     proxy_backend: str = "vllm"
     eval_backend: str = "transformers"
     eval_pairs: int = 16
+    # The last GRM-RL rows: prompts neither SFT (teacher-correct pairs) nor GRPO (the other rows) saw.
+    fluency_pairs: int = 16
     rollout_groups: int = 4
     max_new_tokens: int = 48
     grpo_steps: int = 4
@@ -195,7 +200,7 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
     env = _launcher_env(
         config, SFT_DEVICE="cpu", MODEL_PATH=model_dir, DATA_PATH=str(data), OUTPUT_DIR=str(out), NUM_WORKERS="0",
         DATASET_NUM_PROC="1", SAVE_STEPS=str(config.sft_steps), LOGGING_STEPS="5", SPLIT_RATIO="0",
-        LEARNING_RATE=config.sft_learning_rate, MAX_LENGTH="4096",
+        LEARNING_RATE=config.sft_learning_rate, WARMUP_RATIO=config.sft_warmup_ratio, MAX_LENGTH="4096",
     )
     # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass.
     run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false"],
@@ -215,8 +220,9 @@ def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str) -> dict[str, A
     from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
 
     out = config.path("checkpoints", "grm_grpo")
+    train_rows = _grpo_train_rows(config)
     env = _launcher_env(
-        config, MODEL_PATH=grm_checkpoint, TRAIN_FILES=str(config.path("data", "grm_rl.parquet")),
+        config, MODEL_PATH=grm_checkpoint, TRAIN_FILES=str(train_rows),
         PROXY_URLS=proxy_url, OUTPUT_DIR=str(out), ROLLOUT_N=str(config.grpo_generations),
         BATCH_SIZE=str(config.grpo_generations * config.grpo_prompts_per_step), LR=config.grpo_learning_rate,
         KL_LOSS_COEF="0", MAX_RESPONSE_LENGTH=str(config.grm_max_new_tokens), MAX_STEPS=str(config.grpo_steps),
@@ -228,6 +234,20 @@ def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str) -> dict[str, A
     changed, total = changed_tensors(Path(grm_checkpoint), checkpoint)
     return {"checkpoint": str(checkpoint), "steps": steps, "tensors_changed": changed, "tensors": total,
             "parts_file": str(checkpoint.parent / PARTS_FILE)}
+
+
+def _grpo_train_rows(config: DemoConfig) -> Path:
+    """``grm_rl.parquet`` without its last ``fluency_pairs`` rows, which stay held out for the fluency check."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(config.path("data", "grm_rl.parquet"))
+    keep = table.num_rows - config.fluency_pairs
+    if keep < config.grpo_prompts_per_step:
+        raise StageFailed(f"grpo: grm_rl.parquet has {table.num_rows} rows, {config.fluency_pairs} of them held out "
+                          f"for the fluency check; raise --pairs-per-source")
+    path = config.path("work", "grm_rl_grpo.parquet")
+    pq.write_table(table.slice(0, keep), path)
+    return path
 
 
 def changed_tensors(before: Path, after: Path) -> tuple[int, int]:
@@ -269,7 +289,7 @@ def _rollout_rows(config: DemoConfig) -> list[dict[str, Any]]:
 
 
 def _grm_rollouts(config: DemoConfig, grm_checkpoint: str, rows: list[dict[str, Any]]) -> list[str]:
-    """The SFT'd GRM's own outputs on the RL prompts (greedy, through the shared generator)."""
+    """The GRM's own outputs on GRM-RL prompts (greedy, through the shared generator)."""
     from proxy_grm.generation import TransformersGenerator
     from proxy_grm.messages import chat_messages
     from proxy_grm.prompts import grm_prompt
@@ -377,28 +397,42 @@ def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> dict[str, Any
     return results
 
 
-def fluency(config: DemoConfig, proxy_url: str, answers_files: list[str]) -> dict[str, Any]:
-    """Do the toy checkpoints speak the protocol on held-out prompts (the benchmark fixtures)?
+def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_files: list[str]) -> dict[str, Any]:
+    """Do the toy checkpoints speak the protocol on held-out prompts?
 
-    GRM: the share of its eval critiques that pass the release's format check with a 1/2 verdict.
-    Proxy: judging those same pairs by the GRM's own rubrics (what GRPO asks of it), the share of
-    its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
-    (+1: it picked the labelled response given the GRM's rubric; -1: it did not).
+    Held out: the last ``fluency_pairs`` GRM-RL rows, generated pairs that neither SFT nor GRPO
+    trained on. GRM: the share of its critiques that pass the release's format check with a 1/2
+    verdict. Proxy: judging those pairs by the GRM's own rubrics (what GRPO asks of it), the share
+    of its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
+    (+1: it picked the labelled response given the GRM's rubric; -1: it did not). The same format
+    check on the GRM's benchmark-fixture critiques (``answers_files``, other question and response
+    styles) is reported beside it.
     """
-    from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator, transfer_items
-    from proxy_grm.parsing import is_proxy_well_formatted, is_well_formatted, parse_verdict
+    import pyarrow.parquet as pq
 
-    critiques = [str(row.get("critic", "")) for answers in answers_files for _, row in iter_jsonl(Path(answers))]
-    items = [item for answers in answers_files for item in transfer_items(Path(answers)).items]
+    from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator, TransferItem
+    from proxy_grm.parsing import extract_rubric, is_proxy_well_formatted, is_well_formatted, parse_verdict
+
+    def grm_ok(text: str) -> bool:
+        return is_well_formatted(text) and parse_verdict(text) is not None
+
+    rows = pq.read_table(config.path("data", "grm_rl.parquet")).to_pylist()[-config.fluency_pairs:]
+    critiques = [str(text) for text in _grm_rollouts(config, grm_checkpoint, rows)]
+    items = [TransferItem(row_index=i, question=row["extra_info"]["question"], response_1=row["extra_info"]["chosen"],
+                          response_2=row["extra_info"]["rejected"], image=row["extra_info"]["image"],
+                          answer=int(row["extra_info"]["answer"]), rubric=rubric)
+             for i, (row, text) in enumerate(zip(rows, critiques)) if (rubric := extract_rubric(text)) is not None]
     results = ProxyEvaluator(proxy_url).results(items, [item.rubric for item in items]) if items else []
-    grm_ok = sum(is_well_formatted(text) and parse_verdict(text) is not None for text in critiques)
+    fixture_critiques = [str(row.get("critic", "")) for answers in answers_files
+                         for _, row in iter_jsonl(Path(answers))]
     return {
-        "grm_outputs": len(critiques), "grm_well_formed": grm_ok,
+        "grm_outputs": len(critiques), "grm_well_formed": sum(map(grm_ok, critiques)),
         "grm_with_rubric": len(items),
         "proxy_judged": len(results),
         "proxy_well_formed": sum(is_proxy_well_formatted(r.critique) for r in results),
         "proxy_plus": sum(r.reward == 1 for r in results),
         "proxy_minus": sum(r.reward == -1 for r in results),
+        "fixture_outputs": len(fixture_critiques), "fixture_well_formed": sum(map(grm_ok, fixture_critiques)),
         "examples": [{"rubric": item.rubric[:300], "critique": r.critique[:300], "reward": r.reward}
                      for item, r in list(zip(items, results))[:2]],
     }

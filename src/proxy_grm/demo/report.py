@@ -72,7 +72,7 @@ def _sft(results: dict[str, dict[str, Any]], config: Any) -> list[str]:
             rows.append([name, r["steps"], _loss(r["first_loss"]), _loss(r["last_loss"]), f"`{r['checkpoint']}`"])
     return ["## SFT (ms-swift, CPU)", "",
             f"Toy settings (the demo's, not the launchers' release defaults): {config.sft_steps} steps, "
-            f"learning rate {config.sft_learning_rate}, batch 2, many epochs over a few rows: enough for a "
+            f"learning rate {config.sft_learning_rate} with {float(config.sft_warmup_ratio):.0%} warm-up, batch 2, many epochs over a few rows: enough for a "
             "random 20M-parameter model to learn the output formats.", "",
             *_table(["stage", "steps", "first loss", "last loss", "checkpoint"], rows)]
 
@@ -86,19 +86,22 @@ def _fluency(results: dict[str, dict[str, Any]]) -> list[str]:
         rows.append([tag, f"{f['grm_well_formed']}/{f['grm_outputs']} ({_pct(_ratio(f['grm_well_formed'], f['grm_outputs']))})",
                      f"{f['grm_with_rubric']}",
                      f"{f['proxy_well_formed']}/{f['proxy_judged']} ({_pct(_ratio(f['proxy_well_formed'], f['proxy_judged']))})",
-                     f["proxy_plus"], f["proxy_minus"]])
+                     f["proxy_plus"], f["proxy_minus"],
+                     f"{f['fixture_well_formed']}/{f['fixture_outputs']} ({_pct(_ratio(f['fixture_well_formed'], f['fixture_outputs']))})"])
         for example in f["examples"][:1]:
             examples += [f"{tag} GRM rubric -> proxy critique (judgement {example['reward']}):", "",
                          "```", example["rubric"], "---", example["critique"], "```", ""]
     if not rows:
         return []
     return ["## Protocol fluency on held-out prompts", "",
-            "The GRM critiques the benchmark fixtures' pairs (never seen in training); well-formed = the release's "
-            "format check `<rubric>..</rubric><eval>..</eval><answer>1|2</answer>`. The proxy then judges each of "
-            "those pairs by the GRM's own rubric, as in GRPO; well-formed = `<think>..</think><answer>1|2</answer>`; "
-            "+1 = it picked the labelled response.", "",
+            "The GRM critiques held-out pairs (the last GRM-RL rows: neither SFT nor GRPO trained on them; greedy); "
+            "well-formed = the release's format check `<rubric>..</rubric><eval>..</eval><answer>1|2</answer>`. "
+            "The proxy then judges each of those pairs by the GRM's own rubric, as in GRPO; well-formed = "
+            "`<think>..</think><answer>1|2</answer>`; +1 = it picked the labelled response. Last column: the same "
+            "format check on the GRM's critiques of the benchmark fixtures (other question and response styles, "
+            "from the evaluation stages).", "",
             *_table(["GRM checkpoint", "GRM well-formed", "with a rubric", "proxy well-formed", "proxy +1",
-                     "proxy -1"], rows), *examples]
+                     "proxy -1", "GRM well-formed (fixtures)"], rows), *examples]
 
 
 def _ratio(part: int, whole: int) -> float | None:
