@@ -82,8 +82,10 @@ def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None, wh
 
 
 def _vllm_server(config: DemoConfig, argv_tail: list[str], log: Path, health_path: str = "/health") -> ServerProcess:
+    """A vLLM-backed server in eager mode: on 2 busy cores the engine's compile warm-up took 73 s
+    (eager: 0.5 s), and the toy model generates too little for compilation to pay."""
     port = free_port()
-    argv = [str(config.vllm_python), *argv_tail, "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(config.vllm_python), *argv_tail, "--enforce-eager", "--host", "127.0.0.1", "--port", str(port)]
     server = ServerProcess(argv, f"http://127.0.0.1:{port}{health_path}", log, env=vllm_env())
     return server.wait_healthy(timeout_s=600)
 
