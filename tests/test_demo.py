@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
+from proxy_grm.data import split
 
 STAGES = ["model", "sources", "data_vllm_teacher", "data_stub_teacher", "data", "sft_grm", "sft_proxy",
           "rewards", "grpo", "eval_sft", "eval_grpo", "fluency_sft", "fluency_grpo", "transfer"]
@@ -30,7 +31,7 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert sorted(p.stem for p in (out / "stages").glob("*.json")) == sorted(STAGES)
     assert sorted(p.name for p in (out / "data").iterdir()) == sorted(
-        ["grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet"])
+        ["grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet", split.SUMMARY_FILE])
 
     report = (out / "report.md").read_text()
     for section in ("## Stages", "## Data", "## SFT", "## Protocol fluency", "## Rewards through verl's reward loop",

@@ -30,12 +30,13 @@ from reward_stub_proxy import start_stub
 pytestmark = pytest.mark.slow
 
 
-def _pairs(tmp_path: Path, n: int) -> list[PairRecord]:
+def _pairs(image_root: Path, n: int) -> list[PairRecord]:
     from PIL import Image
 
+    image_root.mkdir(parents=True, exist_ok=True)
     pairs = []
     for i in range(n):
-        image = tmp_path / f"image-{i}.png"
+        image = image_root / f"image-{i}.png"
         Image.new("RGB", (56, 56), (40 * i % 256, 90, 160)).save(image)
         pairs.append(PairRecord(id=f"p{i}", source="fixture", image=str(image), question=f"What is in picture {i}?",
                                 preferred=f"A red square {i}.",
@@ -60,7 +61,7 @@ def _latest_checkpoint(out: Path) -> Path:
 
 def test_grpo_calls_the_proxy_with_the_policys_rubrics_and_updates_the_weights(tiny_model_dir: Path,
                                                                               tmp_path: Path) -> None:
-    pairs = _pairs(tmp_path, 4)
+    pairs = _pairs(tmp_path / "stub-images", 4)  # start_stub serves images from under <tmp_path>/stub-images
     with SwiftJsonlWriter(tmp_path / "sft.jsonl") as writer:
         for i, pair in enumerate(pairs * 2):
             writer.write(grm_sft_row(pair, False, _critique(1 + i % 2)))
@@ -109,7 +110,7 @@ def test_dry_run_prints_the_swift_command_with_the_reward_plugin(tmp_path: Path)
                PROXY_URLS="http://10.0.0.7:8000", ROLLOUT_N="4", BATCH_SIZE="8")
     result = subprocess.run(["bash", "scripts/rl/train_proxy_grm_swift.sh", "--max_steps", "3"], cwd=REPO_ROOT,
                             env=env, capture_output=True, text=True, check=True)
-    command = result.stdout
+    command = result.stdout.strip().splitlines()[-1]  # after the launcher's settings line
     assert command.startswith("swift rlhf --rlhf_type grpo ")
     for flag in ("--reward_funcs proxy_grm", f"--external_plugins {REPO_ROOT}/ms_swift/proxy_grm_reward.py",
                  "--num_generations 4", "--per_device_train_batch_size 8", "--use_cpu true"):

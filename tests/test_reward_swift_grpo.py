@@ -20,7 +20,7 @@ from proxy_grm.reward.swift_grpo import (
 )
 from reward_stub_proxy import start_stub
 
-PAIR = {"question": "What is shown?", "chosen": "A cat.", "rejected": "A dog.", "image": "/img/1.png", "answer": "1"}
+PAIR = {"question": "What is shown?", "chosen": "A cat.", "rejected": "A dog.", "image": "i.png", "answer": "1"}
 COMPLETIONS = [
     "<rubric>PICK1 accuracy 100%</rubric><eval>1 is right</eval><answer>1</answer>",  # right, proxy +1
     "<rubric>PICK2 accuracy 100%</rubric><eval>2 is right</eval><answer>2</answer>",  # wrong, proxy -1
@@ -39,7 +39,7 @@ def _columns(n: int) -> dict:
     """The dataset columns as ms-swift hands them to a reward: one aligned list per column."""
     return {"data_source": ["proxy_grm/grm"] * n, "reward_model": [{"style": "rule", "ground_truth": "1"}] * n,
             "extra_info": [dict(PAIR)] * n, "messages": [[{"role": "user", "content": "..."}]] * n,
-            "images": [[{"bytes": None, "path": "/img/1.png"}]] * n, "is_truncated": [False] * n}
+            "images": [[{"bytes": None, "path": "i.png"}]] * n, "is_truncated": [False] * n}
 
 
 def test_scores_and_parts_match_compute_score(stub_proxy: str, tmp_path: Path, monkeypatch) -> None:
