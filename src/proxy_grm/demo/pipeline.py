@@ -30,7 +30,7 @@ class DemoConfig:
     """Sizes and the toy-only training settings (the launchers keep the release's defaults)."""
 
     out_dir: Path
-    # ~25 GRM-SFT rows: with 11 the tiny GRM learnt the format on its training prompts only.
+    # ~25 GRM-SFT rows: trained on 11, the tiny GRM wrote 1/16 well-formed critiques on new prompts.
     pairs_per_source: int = 24
     teacher: str = "both"  # vllm | stub | both: which teacher feeds the training sets (stub when both)
     # The tiny random model learns the output formats from a few rows only at a high learning
