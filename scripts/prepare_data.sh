@@ -10,7 +10,7 @@
 #                  "llava_critic=lmms-lab/llava-critic-113k rlaif_v=/data/RLAIF-V-Dataset"
 #   TEACHER_URLS   space-separated OpenAI-compatible base URLs (ending in /v1)
 # Optional (defaults in brackets):
-#   OUT_DIR [outputs/data]  TEACHER_MODEL [Qwen/Qwen3-VL-235B-A22B-Instruct]  API_KEY_ENV [OPENAI_API_KEY]
+#   OUT_DIR [outputs/data]  SETS_DIR [$OUT_DIR/sets]  TEACHER_MODEL [Qwen/Qwen3-VL-235B-A22B-Instruct]  API_KEY_ENV [OPENAI_API_KEY]
 #   MAX_PAIRS [60000]  GRM_SFT_SIZE [10000]  PROXY_SFT_SIZE [5000]  PROXY_RL_SIZE [10000]  GRM_RL_SIZE [35000]
 #   CONCURRENCY [16]  MAX_TOKENS [4096]  SEED [0]  VERL_IMAGES [bytes|path]  PYTHON [python3]
 # Extra arguments go to stage 1 (filter thresholds, e.g. --max-length-ratio 3 --limit mmif=10000).
@@ -33,6 +33,7 @@ CONCURRENCY="${CONCURRENCY:-16}"
 MAX_TOKENS="${MAX_TOKENS:-4096}"
 SEED="${SEED:-0}"
 VERL_IMAGES="${VERL_IMAGES:-bytes}"
+SETS_DIR="${SETS_DIR:-${OUT_DIR}/sets}"
 
 source_args=()
 read -r -a source_specs <<< "${SOURCES}"
@@ -54,7 +55,7 @@ echo "== stage 2: teacher ${TEACHER_MODEL} -> ${OUT_DIR}/teacher_cache.jsonl"
   "${url_args[@]}" --model "${TEACHER_MODEL}" --api-key-env "${API_KEY_ENV}" \
   --concurrency "${CONCURRENCY}" --max-tokens "${MAX_TOKENS}" --seed "${SEED}"
 
-echo "== stage 3: split -> ${OUT_DIR}/sets"
+echo "== stage 3: split -> ${SETS_DIR}"
 "${PYTHON}" -m proxy_grm.data.split --pairs "${OUT_DIR}/pairs.jsonl" --cache "${OUT_DIR}/teacher_cache.jsonl" \
-  --out "${OUT_DIR}/sets" --grm-sft-size "${GRM_SFT_SIZE}" --proxy-sft-size "${PROXY_SFT_SIZE}" \
+  --out "${SETS_DIR}" --grm-sft-size "${GRM_SFT_SIZE}" --proxy-sft-size "${PROXY_SFT_SIZE}" \
   --proxy-rl-size "${PROXY_RL_SIZE}" --grm-rl-size "${GRM_RL_SIZE}" --seed "${SEED}" --verl-images "${VERL_IMAGES}"

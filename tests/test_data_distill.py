@@ -83,7 +83,7 @@ def test_image_reached_the_teacher(distilled, pairs_file: Path) -> None:
     pairs = {p.id: p for p in iter_pairs(pairs_file)}
     for entry in TeacherCache(cache).entries():
         width, height = load_image(pairs[entry["id"]].image).size
-        assert f"({width}x{height} pixels)" in entry["output"]
+        assert f"the {width}x{height} image" in entry["output"]
 
 
 def test_rerun_sends_nothing(distilled, pairs_file: Path, stub_urls: tuple[str, str]) -> None:

@@ -10,14 +10,16 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
+from proxy_grm.data import split
 
 STAGES = ["model", "sources", "data_vllm_teacher", "data_stub_teacher", "data", "sft_grm", "sft_proxy",
-          "rewards", "eval", "transfer"]
+          "rewards", "grpo", "eval_sft", "eval_grpo", "fluency_sft", "fluency_grpo", "transfer"]
 
 
 def _demo(out: Path) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--pairs-per-source", "6",
-            "--sft-steps", "2", "--eval-pairs", "6", "--rollout-groups", "2", "--max-new-tokens", "16",
+            "--sft-steps", "2", "--eval-pairs", "6", "--fluency-pairs", "2", "--rollout-groups", "2", "--max-new-tokens", "16",
+            "--grpo-steps", "1", "--grpo-prompts-per-step", "1", "--grpo-generations", "2",
             "--proxy-backend", "transformers", "--eval-backend", "transformers"]
     return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
 
@@ -29,16 +31,20 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr[-4000:]
     assert sorted(p.stem for p in (out / "stages").glob("*.json")) == sorted(STAGES)
     assert sorted(p.name for p in (out / "data").iterdir()) == sorted(
-        ["grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet"])
+        ["grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet", split.SUMMARY_FILE])
 
     report = (out / "report.md").read_text()
-    for section in ("## Stages", "## Data", "## SFT", "## Rewards through verl's reward loop", "## Evaluation",
-                    "## Rubric transfer"):
+    for section in ("## Stages", "## Data", "## SFT", "## Protocol fluency", "## Rewards through verl's reward loop",
+                    "## GRPO", "## Evaluation (sft", "## Evaluation (grpo", "## Rubric transfer"):
         assert section in report, section
     rewards = json.loads((out / "stages" / "rewards.json").read_text())["result"]
     assert len(rewards["modes"]) == 11
-    assert all(mode["proxy_calls"] > 0 and mode["proxy_failures"] == 0 for mode in rewards["modes"].values())
-    assert (out / "plots" / "reward_modes.png").stat().st_size > 0
+    # Two SFT steps teach no rubric, so the proxy may not be called here (test_grpo_swift.py checks the calls).
+    assert all(mode["proxy_failures"] == 0 for mode in rewards["modes"].values())
+    grpo = json.loads((out / "stages" / "grpo.json").read_text())["result"]
+    assert [step["step"] for step in grpo["steps"]] == [1] and grpo["steps"][0]["rollouts"] == 2
+    for plot in ("reward_modes.png", "grpo_rewards.png"):
+        assert (out / "plots" / plot).stat().st_size > 0, plot
     vllm_teacher = json.loads((out / "stages" / "data_vllm_teacher.json").read_text())["result"]
     assert vllm_teacher["split"]["categories"].get("unparseable", 0) > 0
 

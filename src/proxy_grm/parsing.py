@@ -15,6 +15,7 @@ _EVAL_RE = re.compile(r"<eval>(.*?)</eval>", re.DOTALL)
 _NON_ALNUM_RE = re.compile(r"[^a-zA-Z0-9]")
 _GRM_FORMAT_RE = re.compile(r"^<rubric>.*?</rubric><eval>.*?</eval><answer>.*?</answer>$", re.DOTALL)
 _THINK_FORMAT_RE = re.compile(r"^<think>.*?</think><summary>.*?</summary><answer>.*?</answer>$", re.DOTALL)
+_PROXY_FORMAT_RE = re.compile(r"^\s*<think>(?:(?!<think>|</think>).)*</think>\s*<answer>\s*[12]\s*</answer>\s*$", re.DOTALL)
 
 
 class Fallback(str, Enum):
@@ -138,3 +139,16 @@ def is_well_formatted(text: str) -> bool:
         and flat.count("<answer>") == 1
     )
     return grm or think
+
+
+def is_proxy_well_formatted(text: str) -> bool:
+    """The proxy's output format: one ``<think>..</think>``, then ``<answer>1</answer>`` or ``2``, nothing else.
+
+    What Proxy-SFT teaches and ``PROXY_DATA_TEMPLATE`` asks for; whitespace around the blocks is allowed.
+
+    >>> is_proxy_well_formatted("<think>Response 2 follows the rubric.</think><answer>2</answer>")
+    True
+    >>> is_proxy_well_formatted("<think>no answer</think>")
+    False
+    """
+    return _PROXY_FORMAT_RE.match(text) is not None

@@ -35,6 +35,7 @@ from proxy_grm.pairs import PairRecord
 
 LOADERS: dict[str, ModuleType] = {m.SOURCE: m for m in (llava_critic, rlaif_v, rlhf_v, mmif)}
 PAIRS_FILE = "pairs.jsonl"
+SUMMARY_FILE = "pairs.summary.json"
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,7 @@ def prepare_pairs(
             handle.write(record.to_json() + "\n")
     bar.close()
     partial.replace(out_dir / PAIRS_FILE)
-    (out_dir / "pairs.summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
 
 

@@ -50,6 +50,7 @@ OUTPUT_FILES = {
     "grm_rl": "grm_rl.parquet",
 }
 CORRECT_SETS = ("proxy_sft", "proxy_rl", "grm_sft")
+SUMMARY_FILE = "split.summary.json"
 
 
 def classify(output: str, label: int, require_format: bool = True) -> str:
@@ -175,7 +176,7 @@ def split_and_write(
                     labels[str(entry["label"])] += 1
             summary.written[name] = writer.rows
             summary.labels[name] = labels
-    (out_dir / "split.summary.json").write_text(json.dumps(summary.to_json(), indent=2) + "\n")
+    (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
 
 

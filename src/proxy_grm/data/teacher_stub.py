@@ -40,22 +40,24 @@ def stub_verdict(response_1: str, response_2: str) -> int:
 
 
 def grm_answer(response_1: str, response_2: str, image_size: tuple[int, int] | None) -> str:
+    """A short critique in the GRM format, the same template every time (only the image size and the
+    verdict vary), so the tiny demo model learns its shape in a few dozen SFT steps."""
     verdict = stub_verdict(response_1, response_2)
-    n1, n2 = len(response_1.split()), len(response_2.split())
     size = f"{image_size[0]}x{image_size[1]}" if image_size else "none"
     return (
         "<rubric>\n"
-        f"1. Coverage of the image ({size} pixels) (60%): how much of the scene the response describes.\n"
-        "2. Fidelity (40%): whether the stated objects are present.\n"
-        "<justify>\nDescriptive questions reward coverage first.\n</justify>\n"
+        f"1. Detail, 60%: the {size} image.\n"
+        "2. Accuracy, 40%: its objects.\n"
         "</rubric>\n"
-        "<eval>\n"
-        f"<summary_1>Response 1 uses {n1} words.</summary_1>\n"
-        f"<summary_2>Response 2 uses {n2} words.</summary_2>\n"
-        f"Response {verdict} covers more of the scene, so it scores higher on the heavier criterion.\n"
-        "</eval>\n"
+        f"<eval>Response {verdict} has more words.</eval>\n"
         f"<answer>{verdict}</answer>"
     )
+
+
+def proxy_answer(response_1: str, response_2: str) -> str:
+    """A proxy critique by the same rule, in the ``<think>..</think><answer>N</answer>`` format."""
+    verdict = stub_verdict(response_1, response_2)
+    return f"<think>Response {verdict} has more words.</think><answer>{verdict}</answer>"
 
 
 class ChatRequest(BaseModel):
@@ -109,8 +111,7 @@ def create_app(model: str = "teacher-stub", fail_every: int = 0, delay_s: float 
         if match := _GRM_RE.search(text):
             content = grm_answer(match["r1"], match["r2"], size)
         elif match := _PROXY_RE.search(text):
-            verdict = stub_verdict(match["r1"], match["r2"])
-            content = f"<think>Response {verdict} covers more of the scene.</think><answer>{verdict}</answer>"
+            content = proxy_answer(match["r1"], match["r2"])
         else:
             raise HTTPException(status_code=400, detail="prompt is neither a GRM nor a proxy prompt")
         return {

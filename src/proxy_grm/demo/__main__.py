@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -14,18 +15,25 @@ from proxy_grm.supervise import supervise
 
 
 def build_parser() -> argparse.ArgumentParser:
+    defaults = pipeline.DemoConfig(out_dir=Path())
     parser = argparse.ArgumentParser(description="The whole Proxy-GRM pipeline at toy scale on CPU.")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="where every stage writes")
-    parser.add_argument("--pairs-per-source", type=int, default=12)
-    parser.add_argument("--teacher", choices=("both", "vllm", "stub"), default="both",
+    parser.add_argument("--pairs-per-source", type=int, default=defaults.pairs_per_source)
+    parser.add_argument("--teacher", choices=("both", "vllm", "stub"), default=defaults.teacher,
                         help="both: distil with the vLLM teacher (tiny model: its critiques do not parse) AND the "
                              "deterministic stub teacher, whose parseable critiques feed the training sets")
-    parser.add_argument("--sft-steps", type=int, default=8)
-    parser.add_argument("--proxy-backend", choices=("vllm", "transformers"), default="vllm")
-    parser.add_argument("--eval-backend", choices=("vllm", "transformers"), default="transformers")
-    parser.add_argument("--eval-pairs", type=int, default=16)
-    parser.add_argument("--rollout-groups", type=int, default=4)
-    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--sft-steps", type=int, default=defaults.sft_steps)
+    parser.add_argument("--proxy-backend", choices=("vllm", "transformers"), default=defaults.proxy_backend)
+    parser.add_argument("--eval-backend", choices=("vllm", "transformers"), default=defaults.eval_backend)
+    parser.add_argument("--eval-pairs", type=int, default=defaults.eval_pairs)
+    parser.add_argument("--fluency-pairs", type=int, default=defaults.fluency_pairs,
+                        help="GRM-RL rows held out of GRPO for the protocol-fluency check")
+    parser.add_argument("--rollout-groups", type=int, default=defaults.rollout_groups)
+    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
+                        help="the proxy's and teacher's critique cap; the GRM's is three times this")
+    parser.add_argument("--grpo-steps", type=int, default=defaults.grpo_steps)
+    parser.add_argument("--grpo-prompts-per-step", type=int, default=defaults.grpo_prompts_per_step)
+    parser.add_argument("--grpo-generations", type=int, default=defaults.grpo_generations)
     return parser
 
 
@@ -35,31 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     config = pipeline.DemoConfig(
         out_dir=args.out.resolve(), pairs_per_source=args.pairs_per_source, teacher=args.teacher,
         sft_steps=args.sft_steps, proxy_backend=args.proxy_backend, eval_backend=args.eval_backend,
-        eval_pairs=args.eval_pairs, rollout_groups=args.rollout_groups, max_new_tokens=args.max_new_tokens,
+        eval_pairs=args.eval_pairs, fluency_pairs=args.fluency_pairs, rollout_groups=args.rollout_groups, max_new_tokens=args.max_new_tokens,
+        grpo_steps=args.grpo_steps, grpo_prompts_per_step=args.grpo_prompts_per_step,
+        grpo_generations=args.grpo_generations,
     )
+    os.environ.update(pipeline.pixel_env())  # one image budget, inherited by every stage's process
     runner = StageRunner(config.out_dir)
     start = time.perf_counter()
     try:
         model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(config))
         sources = runner.run("sources", "Make the four sources in their released shapes",
                              lambda: pipeline.make_sources(config))
-        prepared = {}
         if config.teacher in ("vllm", "both"):
-            prepared["vllm"] = runner.run(
-                "data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
-                lambda: pipeline.prepare_with_vllm_teacher(config, sources, model["model"]))
+            runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
+                       lambda: pipeline.prepare_with_vllm_teacher(config, sources, model["model"]))
         if config.teacher in ("stub", "both"):
-            prepared["stub"] = runner.run(
-                "data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
-                lambda: pipeline.prepare_with_stub_teacher(config, sources))
-        feeding = prepared.get("stub") or prepared["vllm"]
-        data = runner.run("data", "Publish the four training sets",
-                          lambda: pipeline.publish_training_sets(config, feeding["sets"]))
+            runner.run("data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
+                       lambda: pipeline.prepare_with_stub_teacher(config, sources))
+        data = runner.run("data", "Check the four training sets", lambda: pipeline.check_training_sets(config))
         data_dir = Path(data["dir"])
-        grm = runner.run("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
-            config, "scripts/sft/train_grm_sft.sh", model["model"], data_dir / "grm_sft.jsonl", "grm_sft"))
-        proxy = runner.run("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
-            config, "scripts/sft/train_proxy_sft.sh", model["model"], data_dir / "proxy_sft.jsonl", "proxy_sft"))
+        grm, proxy = runner.run_together([
+            ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
+                config, "scripts/sft/train_grm_sft.sh", model["model"], data_dir / "grm_sft.jsonl", "grm_sft")),
+            ("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
+                config, "scripts/sft/train_proxy_sft.sh", model["model"], data_dir / "proxy_sft.jsonl", "proxy_sft")),
+        ])
 
         server = None
 
@@ -73,13 +81,21 @@ def main(argv: list[str] | None = None) -> int:
         try:
             runner.run("rewards", "Score GRPO rollouts through verl's reward loop, every aggregation mode",
                        lambda: pipeline.score_rollouts_all_modes(config, proxy_url(), grm["checkpoint"],
-                                                                 feeding["sets"], model["model"]))
-            evaluation = runner.run("eval", "Evaluate the GRM on the three benchmark fixtures",
-                                    lambda: pipeline.evaluate(config, grm["checkpoint"]))
+                                                                 model["model"]))
+            grpo = runner.run("grpo", "GRM GRPO with the proxy reward (ms-swift on CPU, the CPU trainer of C.2)",
+                              lambda: pipeline.grpo(config, grm["checkpoint"], proxy_url()))
+            checkpoints = {"sft": grm["checkpoint"], "grpo": grpo["checkpoint"]}
+            evaluations = {tag: runner.run(f"eval_{tag}", f"Evaluate the GRM ({tag} checkpoint) on the benchmark "
+                                                          "fixtures", lambda path=path, tag=tag: pipeline.evaluate(config, path, tag))
+                           for tag, path in checkpoints.items()}
+            answers = {tag: [r["answers"] for r in result.values()] for tag, result in evaluations.items()}
+            for tag in checkpoints:
+                runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
+                           lambda tag=tag: pipeline.fluency(config, proxy_url(), checkpoints[tag], answers[tag]))
             runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
-                       lambda: pipeline.rubric_transfer(config, proxy_url(), [
-                           *[r["answers"] for r in evaluation.values()],
-                           str(pipeline.teacher_answers_file(config, feeding["sets"]))]))
+                       lambda: pipeline.rubric_transfer(config, proxy_url(), {
+                           f"{tag}/{benchmark}": result["answers"]
+                           for tag, evaluation in evaluations.items() for benchmark, result in evaluation.items()}))
         finally:
             if server is not None:
                 server.stop()

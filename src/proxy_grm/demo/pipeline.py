@@ -1,55 +1,73 @@
 """The demo's stages: each calls the same scripts and modules a GPU user runs.
 
 Heavy engines run as subprocesses: vLLM in ``.venv-vllm`` (teacher server, proxy
-service), ms-swift through the SFT launchers, and the data and eval entry points
-as their CLIs. Only the sizes are toy.
+service), ms-swift through the SFT and GRPO launchers, and the data and eval entry
+points as their CLIs. Only the sizes, and the toy training settings below, are toy.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proxy_grm.data.sources import iter_pairs
 from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.demo.stages import StageFailed
+from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
+from proxy_grm.tiny_model import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-BENCHMARKS = {
-    "vl_rewardbench": ("eval/vl_reward_bench.py", "eval/get_acc_vl_reward_bench.py"),
-    "multimodal_rewardbench": ("eval/multimodal_reward_bench.py", "eval/get_acc_multimodal_reward_bench.py"),
-    "mm_rlhf_rewardbench": ("eval/mmrlhf_reward_bench.py", "eval/get_acc_mmrlhf_reward_bench.py"),
-}
 TRAINING_SETS = ("grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet")
 
 
 @dataclass
 class DemoConfig:
+    """Sizes and the toy-only training settings (the launchers keep the release's defaults)."""
+
     out_dir: Path
-    pairs_per_source: int = 12
+    # ~25 GRM-SFT rows: trained on 11, the tiny GRM wrote 1/16 well-formed critiques on new prompts.
+    pairs_per_source: int = 24
     teacher: str = "both"  # vllm | stub | both: which teacher feeds the training sets (stub when both)
-    sft_steps: int = 8
-    sft_learning_rate: str = "1e-3"
+    # The tiny random model learns the output formats from a few rows only at a high learning
+    # rate, a long warm-up and many epochs (the release: lr 5e-6, warm-up 5%, 1 epoch, on a
+    # pretrained 7B). With the release's 5% warm-up the first steps at lr 5e-3 set it back.
+    sft_steps: int = 100
+    sft_learning_rate: str = "5e-3"
+    sft_warmup_ratio: str = "0.15"
     proxy_backend: str = "vllm"
     eval_backend: str = "transformers"
     eval_pairs: int = 16
+    # The last GRM-RL rows: prompts neither SFT (teacher-correct pairs) nor GRPO (the other rows) saw.
+    fluency_pairs: int = 16
     rollout_groups: int = 4
     max_new_tokens: int = 48
+    grpo_steps: int = 4
+    grpo_prompts_per_step: int = 2
+    grpo_generations: int = 4
+    grpo_learning_rate: str = "1e-4"
     vllm_python: Path = REPO_ROOT / ".venv-vllm" / "bin" / "python"
 
     @property
     def python(self) -> str:
         return sys.executable
 
+    @property
+    def grm_max_new_tokens(self) -> int:
+        """A GRM critique (rubric, eval, answer) is about three times a proxy's."""
+        return self.max_new_tokens * 3
+
     def path(self, *parts: str) -> Path:
         return self.out_dir.joinpath(*parts)
+
+
+def pixel_env() -> dict[str, str]:
+    """The one image budget for every stage, inside the tiny processor's range (``proxy_grm.pixels``)."""
+    return {MAX_PIXELS_ENV: str(TINY_MAX_PIXELS), MIN_PIXELS_ENV: str(TINY_MIN_PIXELS)}
 
 
 def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None, what: str = "") -> None:
@@ -64,8 +82,10 @@ def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None, wh
 
 
 def _vllm_server(config: DemoConfig, argv_tail: list[str], log: Path, health_path: str = "/health") -> ServerProcess:
+    """A vLLM-backed server in eager mode: on 2 busy cores the engine's compile warm-up took 73 s
+    (eager: 0.5 s), and the toy model generates too little for compilation to pay."""
     port = free_port()
-    argv = [str(config.vllm_python), *argv_tail, "--host", "127.0.0.1", "--port", str(port)]
+    argv = [str(config.vllm_python), *argv_tail, "--enforce-eager", "--host", "127.0.0.1", "--port", str(port)]
     server = ServerProcess(argv, f"http://127.0.0.1:{port}{health_path}", log, env=vllm_env())
     return server.wait_healthy(timeout_s=600)
 
@@ -90,19 +110,29 @@ def make_sources(config: DemoConfig) -> dict[str, Any]:
 
 # ---- stage 3: data preparation (scripts/prepare_data.sh) ------------------------------------
 
-def _prepare(config: DemoConfig, sources: dict[str, Any], teacher_url: str, model: str, out: Path,
+def feeding_teacher(config: DemoConfig) -> str:
+    """The teacher whose critiques become the training sets: the stub's parse, the tiny model's do not."""
+    return "stub" if config.teacher in ("stub", "both") else "vllm"
+
+
+def _prepare(config: DemoConfig, sources: dict[str, Any], teacher: str, teacher_url: str, model: str,
              log: Path) -> dict[str, Any]:
+    from proxy_grm.data import sources as source_stage
+    from proxy_grm.data import split as split_stage
+
+    out = config.path("work", f"teacher_{teacher}")
+    sets = config.path("data") if teacher == feeding_teacher(config) else out / "sets"
     env = dict(os.environ)
     env.update(
         SOURCES=" ".join(f"{name}={spec}" for name, spec in sources["specs"].items()),
-        TEACHER_URLS=teacher_url, TEACHER_MODEL=model, OUT_DIR=str(out), PYTHON=config.python,
-        MAX_TOKENS=str(config.max_new_tokens), CONCURRENCY="8", GRM_SFT_SIZE="1000", PROXY_SFT_SIZE="1000",
-        PROXY_RL_SIZE="1000", GRM_RL_SIZE="1000",
+        TEACHER_URLS=teacher_url, TEACHER_MODEL=model, OUT_DIR=str(out), SETS_DIR=str(sets), PYTHON=config.python,
+        MAX_TOKENS=str(config.grm_max_new_tokens), CONCURRENCY="8", GRM_SFT_SIZE="1000", PROXY_SFT_SIZE="1000",
+        PROXY_RL_SIZE="250", GRM_RL_SIZE="1000",
     )
     run_logged(["bash", "scripts/prepare_data.sh"], log, env, "scripts/prepare_data.sh")
-    pairs = json.loads((out / "pairs.summary.json").read_text())
-    split = json.loads((out / "sets" / "split.summary.json").read_text())
-    return {"pairs": pairs, "split": split, "sets": str(out / "sets")}
+    pairs = json.loads((out / source_stage.SUMMARY_FILE).read_text())
+    split = json.loads((sets / split_stage.SUMMARY_FILE).read_text())
+    return {"pairs": pairs, "split": split, "sets": str(sets)}
 
 
 def prepare_with_vllm_teacher(config: DemoConfig, sources: dict[str, Any], model_dir: str) -> dict[str, Any]:
@@ -111,8 +141,7 @@ def prepare_with_vllm_teacher(config: DemoConfig, sources: dict[str, Any], model
             "--max-model-len", "8192", "--dtype", "float32"]
     with _vllm_server(config, argv, config.path("logs", "teacher_vllm.log")) as server:
         base = server.health_url.removesuffix("/health") + "/v1"
-        result = _prepare(config, sources, base, "teacher", config.path("work", "teacher_vllm"),
-                          config.path("logs", "prepare_vllm_teacher.log"))
+        result = _prepare(config, sources, "vllm", base, "teacher", config.path("logs", "prepare_vllm_teacher.log"))
     categories = result["split"]["categories"]
     unparsed = categories.get("unparseable", 0)
     total = sum(categories.values())
@@ -126,20 +155,17 @@ def prepare_with_stub_teacher(config: DemoConfig, sources: dict[str, Any]) -> di
     argv = [config.python, "-m", "proxy_grm.data.teacher_stub", "--host", "127.0.0.1", "--port", str(port)]
     with ServerProcess(argv, f"http://127.0.0.1:{port}/health", config.path("logs", "teacher_stub.log")) as server:
         server.wait_healthy(timeout_s=120)
-        return _prepare(config, sources, f"http://127.0.0.1:{port}/v1", "teacher-stub",
-                        config.path("work", "teacher_stub"), config.path("logs", "prepare_stub_teacher.log"))
+        return _prepare(config, sources, "stub", f"http://127.0.0.1:{port}/v1", "teacher-stub",
+                        config.path("logs", "prepare_stub_teacher.log"))
 
 
-def publish_training_sets(config: DemoConfig, sets_dir: str) -> dict[str, Any]:
-    """Copy the four training sets to ``<out>/data/``, one file each."""
+def check_training_sets(config: DemoConfig) -> dict[str, Any]:
+    """The four training sets the later stages read (``<out>/data/``), one file each, none empty."""
     target = config.path("data")
-    target.mkdir(parents=True, exist_ok=True)
     rows = {}
     for name in TRAINING_SETS:
-        source = Path(sets_dir) / name
-        if not source.exists():
-            raise StageFailed(f"data: {source} was not written")
-        shutil.copy2(source, target / name)
+        if not (target / name).exists():
+            raise StageFailed(f"data: {target / name} was not written")
         rows[name] = _count_rows(target / name)
     empty = [name for name, count in rows.items() if count == 0]
     if empty:
@@ -155,27 +181,90 @@ def _count_rows(path: Path) -> int:
     return sum(1 for line in path.read_text().splitlines() if line.strip())
 
 
-# ---- stage 4: SFT (scripts/sft/*.sh) --------------------------------------------------------
+# ---- stage 4: SFT (scripts/sft/*.sh) and GRPO (scripts/rl/train_proxy_grm_swift.sh) --------
 
-def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str) -> dict[str, Any]:
-    """A few real `swift sft` steps on CPU through the launcher's CPU switch."""
-    out = config.path("checkpoints", name)
+def _launcher_env(config: DemoConfig, **values: str) -> dict[str, str]:
     env = dict(os.environ)
-    env.update(
-        PATH=f"{Path(config.python).parent}{os.pathsep}{env.get('PATH', '')}", SFT_DEVICE="cpu",
-        MODEL_PATH=model_dir, DATA_PATH=str(data), OUTPUT_DIR=str(out), NUM_WORKERS="0", DATASET_NUM_PROC="1",
-        SAVE_STEPS=str(config.sft_steps), LOGGING_STEPS="5", MAX_PIXELS=str(64 * 28 * 28), SPLIT_RATIO="0",
-        LEARNING_RATE=config.sft_learning_rate, MAX_LENGTH="4096",
-    )
-    run_logged(["bash", launcher, "--max_steps", str(config.sft_steps)], config.path("logs", f"sft_{name}.log"),
-               env, launcher)
+    env.update(PATH=f"{Path(config.python).parent}{os.pathsep}{env.get('PATH', '')}", PYTHON=config.python, **values)
+    return env
+
+
+def _latest_checkpoint(out: Path, launcher: str) -> Path:
     checkpoints = sorted(out.glob("v*/checkpoint-*"), key=lambda p: p.stat().st_mtime)
     if not checkpoints:
         raise StageFailed(f"{launcher} wrote no checkpoint under {out}")
-    state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
+    return checkpoints[-1]
+
+
+def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str) -> dict[str, Any]:
+    """Real `swift sft` steps on CPU through the launcher's CPU switch, with the toy settings."""
+    out = config.path("checkpoints", name)
+    env = _launcher_env(
+        config, SFT_DEVICE="cpu", MODEL_PATH=model_dir, DATA_PATH=str(data), OUTPUT_DIR=str(out), NUM_WORKERS="0",
+        DATASET_NUM_PROC="1", SAVE_STEPS=str(config.sft_steps), LOGGING_STEPS="5", SPLIT_RATIO="0",
+        LEARNING_RATE=config.sft_learning_rate, WARMUP_RATIO=config.sft_warmup_ratio, MAX_LENGTH="4096",
+    )
+    # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass.
+    run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false"],
+               config.path("logs", f"sft_{name}.log"), env, launcher)
+    checkpoint = _latest_checkpoint(out, launcher)
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
-    return {"checkpoint": str(checkpoints[-1]), "steps": state["global_step"],
+    return {"checkpoint": str(checkpoint), "steps": state["global_step"],
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+
+
+GRPO_LAUNCHER = "scripts/rl/train_proxy_grm_swift.sh"
+
+
+def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str) -> dict[str, Any]:
+    """A few real GRPO steps (ms-swift on CPU) from the GRM-SFT checkpoint, rewarded through the proxy."""
+    from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
+
+    out = config.path("checkpoints", "grm_grpo")
+    train_rows = _grpo_train_rows(config)
+    env = _launcher_env(
+        config, MODEL_PATH=grm_checkpoint, TRAIN_FILES=str(train_rows),
+        PROXY_URLS=proxy_url, OUTPUT_DIR=str(out), ROLLOUT_N=str(config.grpo_generations),
+        BATCH_SIZE=str(config.grpo_generations * config.grpo_prompts_per_step), LR=config.grpo_learning_rate,
+        KL_LOSS_COEF="0", MAX_RESPONSE_LENGTH=str(config.grm_max_new_tokens), MAX_STEPS=str(config.grpo_steps),
+        SAVE_STEPS=str(config.grpo_steps), LOGGING_STEPS="1", PROXY_WAIT_S="300",
+    )
+    run_logged(["bash", GRPO_LAUNCHER, "--seed", "0"], config.path("logs", "grpo_grm.log"), env, GRPO_LAUNCHER)
+    checkpoint = _latest_checkpoint(out, GRPO_LAUNCHER)
+    steps = summarise_steps(checkpoint.parent / PARTS_FILE)
+    changed, total = changed_tensors(Path(grm_checkpoint), checkpoint)
+    return {"checkpoint": str(checkpoint), "steps": steps, "tensors_changed": changed, "tensors": total,
+            "parts_file": str(checkpoint.parent / PARTS_FILE)}
+
+
+def _grpo_train_rows(config: DemoConfig) -> Path:
+    """``grm_rl.parquet`` without its last ``fluency_pairs`` rows, which stay held out for the fluency check."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(config.path("data", "grm_rl.parquet"))
+    keep = table.num_rows - config.fluency_pairs
+    if keep < config.grpo_prompts_per_step:
+        raise StageFailed(f"grpo: grm_rl.parquet has {table.num_rows} rows, {config.fluency_pairs} of them held out "
+                          f"for the fluency check; raise --pairs-per-source")
+    path = config.path("work", "grm_rl_grpo.parquet")
+    pq.write_table(table.slice(0, keep), path)
+    return path
+
+
+def changed_tensors(before: Path, after: Path) -> tuple[int, int]:
+    """How many of the model's weight tensors differ between two checkpoints (the update happened)."""
+    from safetensors.torch import load_file
+
+    def weights(folder: Path) -> dict[str, Any]:
+        tensors: dict[str, Any] = {}
+        for shard in sorted(folder.glob("*.safetensors")):
+            tensors.update(load_file(shard))
+        return tensors
+
+    old, new = weights(before), weights(after)
+    changed = sum(1 for name, tensor in new.items() if name in old and not old[name].equal(tensor))
+    return changed, len(new)
 
 
 # ---- stage 5: proxy service + reward loop ---------------------------------------------------
@@ -192,17 +281,17 @@ def start_proxy(config: DemoConfig, checkpoint: str) -> ServerProcess:
     return ServerProcess(argv, f"http://127.0.0.1:{port}/health", log).wait_healthy(timeout_s=300)
 
 
-def _rollout_rows(config: DemoConfig, data_dir: Path) -> list[dict[str, Any]]:
+def _rollout_rows(config: DemoConfig) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
-    rows = pq.read_table(data_dir / "grm_rl.parquet").to_pylist()[: config.rollout_groups]
+    rows = pq.read_table(config.path("data", "grm_rl.parquet")).to_pylist()[: config.rollout_groups]
     if not rows:
         raise StageFailed("rewards: grm_rl.parquet has no rows")
     return rows
 
 
 def _grm_rollouts(config: DemoConfig, grm_checkpoint: str, rows: list[dict[str, Any]]) -> list[str]:
-    """The SFT'd GRM's own outputs on the RL prompts (greedy, through the shared generator)."""
+    """The GRM's own outputs on GRM-RL prompts (greedy, through the shared generator)."""
     from proxy_grm.generation import TransformersGenerator
     from proxy_grm.messages import chat_messages
     from proxy_grm.prompts import grm_prompt
@@ -211,50 +300,43 @@ def _grm_rollouts(config: DemoConfig, grm_checkpoint: str, rows: list[dict[str, 
     batch = [chat_messages(grm_prompt(row["extra_info"]["question"], row["extra_info"]["chosen"],
                                       row["extra_info"]["rejected"]), image=row["extra_info"]["image"])
              for row in rows]
-    return generator.generate(batch, max_new_tokens=config.max_new_tokens * 3)
-
-
-def _teacher_outputs(sets_dir: Path) -> dict[str, str]:
-    cache = sets_dir.parent / "teacher_cache.jsonl"
-    outputs = {}
-    for line in cache.read_text().splitlines():
-        entry = json.loads(line)
-        outputs[entry["id"]] = entry["output"]
-    return outputs
+    return generator.generate(batch, max_new_tokens=config.grm_max_new_tokens)
 
 
 def _flip_verdict(text: str) -> str:
     from proxy_grm.parsing import answer_span
 
     span = answer_span(text)
-    flipped = {"1": "2", "2": "1"}.get(span or "", "1")
-    return text.replace(f"<answer>{span}</answer>", f"<answer>{flipped}</answer>")
+    if span is None:
+        return text + "<answer>1</answer>"
+    flipped = {"1": "2", "2": "1"}.get(span, "1")
+    return text.replace(f"<answer>{span}</answer>", f"<answer>{flipped}</answer>", 1)
 
 
-def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint: str, sets_dir: str,
+def _without_rubric(text: str) -> str:
+    return text.split("</rubric>", 1)[1].lstrip() if "</rubric>" in text else text
+
+
+def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint: str,
                              model_dir: str) -> dict[str, Any]:
     """Score one batch of GRPO groups through verl's reward loop under every aggregation mode.
 
-    Each group (one RL prompt) holds: the SFT'd GRM's own rollout, the teacher's critique,
-    the same critique with its verdict flipped, and the critique with its rubric removed,
-    so every reward branch (proxy called or not, right or wrong verdict) shows up.
+    Each group (one RL prompt) holds the SFT'd GRM's own rollout, the same rollout with its
+    verdict flipped, and the rollout with its rubric removed, so every reward branch (proxy
+    called or not, right or wrong verdict) shows up.
     """
     from proxy_grm.reward import MODES
     from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
-    data_dir = config.path("data")
-    rows = _rollout_rows(config, data_dir)
+    rows = _rollout_rows(config)
     grm_texts = _grm_rollouts(config, grm_checkpoint, rows)
-    teacher = _teacher_outputs(Path(sets_dir))
     rollouts: list[Rollout] = []
     kinds: list[str] = []
     for row, grm_text in zip(rows, grm_texts):
         info = dict(row["extra_info"])
         label = str(row["reward_model"]["ground_truth"])
-        critique = teacher[info["id"]]
-        no_rubric = critique[critique.index("</rubric>") + len("</rubric>"):].lstrip()
-        for kind, text in (("grm", grm_text), ("teacher", critique), ("teacher_flipped", _flip_verdict(critique)),
-                           ("teacher_no_rubric", no_rubric)):
+        for kind, text in (("grm", grm_text), ("grm_flipped_verdict", _flip_verdict(grm_text)),
+                           ("grm_without_rubric", _without_rubric(grm_text))):
             rollouts.append(Rollout(uid=info["id"], text=text, label=label, extra_info=info,
                                     data_source=row["data_source"]))
             kinds.append(kind)
@@ -288,58 +370,85 @@ def _mean(components: list[dict[str, float]], key: str) -> float:
     return sum(c[key] for c in components) / len(components)
 
 
-# ---- stage 6: evaluation + rubric transfer -------------------------------------------------
+# ---- stage 6: evaluation, protocol fluency, rubric transfer ----------------------------------
 
-def evaluate(config: DemoConfig, grm_checkpoint: str) -> dict[str, Any]:
+def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> dict[str, Any]:
     """Generation + scoring on small fixtures of the three benchmarks, with the release's entry points."""
+    from proxy_grm.evaluation.benchmarks import BENCHMARKS
     from proxy_grm.evaluation.fixtures import make_benchmark_fixture
+    from proxy_grm.evaluation.report import output_paths
 
     results = {}
-    for benchmark, (generate_script, score_script) in BENCHMARKS.items():
-        folder = config.path("eval", benchmark)
-        questions = make_benchmark_fixture(folder / "fixture", benchmark, config.eval_pairs)
+    for name, benchmark in BENCHMARKS.items():
+        folder = config.path("eval", tag, name)
+        questions = make_benchmark_fixture(folder / "fixture", name, config.eval_pairs)
         answers = folder / "answers.jsonl"
         if config.eval_backend == "vllm":
             python, env = str(config.vllm_python), vllm_env()
         else:
             python, env = config.python, dict(os.environ)
-        run_logged([python, generate_script, "--model-path", grm_checkpoint, "--question-file", str(questions),
-                    "--answers-file", str(answers), "--backend", config.eval_backend,
-                    "--max-new-tokens", str(config.max_new_tokens * 3), "--dtype", "float32", "--num-frames", "8"],
-                   config.path("logs", f"eval_{benchmark}.log"), env, generate_script)
-        run_logged([config.python, score_script, "--file_path", str(answers)],
-                   config.path("logs", f"score_{benchmark}.log"), what=score_script)
-        metrics = json.loads(answers.with_name("answers_metrics.json").read_text())
-        results[benchmark] = {"answers": str(answers), "metrics": metrics,
-                              "table": str(answers.with_name("answers_metrics.md")),
-                              "plot": str(answers.with_name("answers_metrics.png"))}
+        run_logged([python, benchmark.generate_script, "--model-path", grm_checkpoint, "--question-file",
+                    str(questions), "--answers-file", str(answers), "--backend", config.eval_backend,
+                    "--max-new-tokens", str(config.grm_max_new_tokens), "--dtype", "float32", "--num-frames", "8"],
+                   config.path("logs", f"eval_{tag}_{name}.log"), env, benchmark.generate_script)
+        run_logged([config.python, benchmark.score_script, "--file_path", str(answers)],
+                   config.path("logs", f"score_{tag}_{name}.log"), what=benchmark.score_script)
+        paths = output_paths(answers)
+        results[name] = {"answers": str(answers), "metrics": json.loads(paths["json"].read_text()),
+                         "table": str(paths["md"]), "plot": str(paths["png"])}
     return results
 
 
-def teacher_answers_file(config: DemoConfig, sets_dir: str) -> Path:
-    """The teacher's critiques of the training pairs, in the eval answers format (id, prompt, chosen,
-    rejected, image, critic, reverse), so the rubric-transfer script can read their rubrics."""
-    work = Path(sets_dir).parent
-    pairs = {pair.id: pair for pair in iter_pairs(work / "pairs.jsonl")}
-    rows = []
-    for _, entry in iter_jsonl(work / "teacher_cache.jsonl"):
-        pair = pairs[entry["id"]]
-        rows.append({"id": pair.id, "prompt": pair.question, "chosen": pair.preferred,
-                     "rejected": pair.dispreferred, "image": pair.image, "critic": entry["output"],
-                     "reverse": bool(entry["reverse"])})
-    path = config.path("eval", "teacher_critiques", "answers.jsonl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return path
+def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_files: list[str]) -> dict[str, Any]:
+    """Do the toy checkpoints speak the protocol on held-out prompts?
+
+    Held out: the last ``fluency_pairs`` GRM-RL rows, generated pairs that neither SFT nor GRPO
+    trained on. GRM: the share of its critiques that pass the release's format check with a 1/2
+    verdict. Proxy: judging those pairs by the GRM's own rubrics (what GRPO asks of it), the share
+    of its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
+    (+1: it picked the labelled response given the GRM's rubric; -1: it did not). The same format
+    check on the GRM's benchmark-fixture critiques (``answers_files``, other question and response
+    styles) is reported beside it.
+    """
+    import pyarrow.parquet as pq
+
+    from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator, TransferItem
+    from proxy_grm.parsing import extract_rubric, is_proxy_well_formatted, is_well_formatted, parse_verdict
+
+    def grm_ok(text: str) -> bool:
+        return is_well_formatted(text) and parse_verdict(text) is not None
+
+    rows = pq.read_table(config.path("data", "grm_rl.parquet")).to_pylist()[-config.fluency_pairs:]
+    critiques = [str(text) for text in _grm_rollouts(config, grm_checkpoint, rows)]
+    items = [TransferItem(row_index=i, question=row["extra_info"]["question"], response_1=row["extra_info"]["chosen"],
+                          response_2=row["extra_info"]["rejected"], image=row["extra_info"]["image"],
+                          answer=int(row["extra_info"]["answer"]), rubric=rubric)
+             for i, (row, text) in enumerate(zip(rows, critiques)) if (rubric := extract_rubric(text)) is not None]
+    results = ProxyEvaluator(proxy_url).results(items, [item.rubric for item in items]) if items else []
+    fixture_critiques = [str(row.get("critic", "")) for answers in answers_files
+                         for _, row in iter_jsonl(Path(answers))]
+    return {
+        "grm_outputs": len(critiques), "grm_well_formed": sum(map(grm_ok, critiques)),
+        "grm_with_rubric": len(items),
+        "proxy_judged": len(results),
+        "proxy_well_formed": sum(is_proxy_well_formatted(r.critique) for r in results),
+        "proxy_plus": sum(r.reward == 1 for r in results),
+        "proxy_minus": sum(r.reward == -1 for r in results),
+        "fixture_outputs": len(fixture_critiques), "fixture_well_formed": sum(map(grm_ok, fixture_critiques)),
+        "examples": [{"rubric": item.rubric[:300], "critique": r.critique[:300], "reward": r.reward}
+                     for item, r in list(zip(items, results))[:2]],
+    }
 
 
-def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: list[str]) -> dict[str, Any]:
+def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: dict[str, str]) -> dict[str, Any]:
     """Ask the proxy to judge each pair with and without the rubric found in each answers file."""
+    from proxy_grm.evaluation.rubric_transfer import output_paths
+
     results = {}
-    for answers in answers_files:
-        name = Path(answers).parent.name
+    for name, answers in answers_files.items():
         run_logged([config.python, "eval/rubric_transfer.py", "--answers-file", answers, "--evaluator", "proxy",
-                    "--url", proxy_url], config.path("logs", f"transfer_{name}.log"), what="eval/rubric_transfer.py")
-        summary = Path(answers).with_name(Path(answers).stem + "_rubric_transfer.json")
+                    "--url", proxy_url], config.path("logs", f"transfer_{name.replace('/', '_')}.log"),
+                   what="eval/rubric_transfer.py")
+        summary, _ = output_paths(Path(answers))
         results[name] = json.loads(summary.read_text())
     return results

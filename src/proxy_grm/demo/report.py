@@ -49,6 +49,10 @@ def _data(results: dict[str, dict[str, Any]]) -> list[str]:
         if key == "data_vllm_teacher":
             lines += ["The tiny random model writes no parseable critique, so every pair is routed to the hard "
                       "(GRM-RL) pool, as the pipeline routes a real teacher's unparseable answers.", ""]
+    if results.get("data_stub_teacher"):
+        lines += ["The deterministic teacher prefers the response with more words (right on about 60% of the "
+                  "generated pairs); its pairs where that rule is wrong form the hard GRM-RL pool, as a real "
+                  "teacher's mistakes do.", ""]
     published = results.get("data")
     if published:
         lines += ["Training sets used by the later stages (`data/`): "
@@ -60,13 +64,65 @@ def _loss(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _sft(results: dict[str, dict[str, Any]]) -> list[str]:
+def _sft(results: dict[str, dict[str, Any]], config: Any) -> list[str]:
     rows = []
     for key, name in (("sft_grm", "GRM cold start"), ("sft_proxy", "Proxy-SFT")):
         if key in results:
             r = results[key]
             rows.append([name, r["steps"], _loss(r["first_loss"]), _loss(r["last_loss"]), f"`{r['checkpoint']}`"])
-    return ["## SFT (ms-swift, CPU)", "", *_table(["stage", "steps", "first loss", "last loss", "checkpoint"], rows)]
+    return ["## SFT (ms-swift, CPU)", "",
+            f"Toy settings (the demo's, not the launchers' release defaults): {config.sft_steps} steps, "
+            f"learning rate {config.sft_learning_rate} with {float(config.sft_warmup_ratio):.0%} warm-up, batch 2, many epochs over a few rows: enough for a "
+            "random 20M-parameter model to learn the output formats.", "",
+            *_table(["stage", "steps", "first loss", "last loss", "checkpoint"], rows)]
+
+
+def _fluency(results: dict[str, dict[str, Any]]) -> list[str]:
+    rows, examples = [], []
+    for tag in ("sft", "grpo"):
+        f = results.get(f"fluency_{tag}")
+        if not f:
+            continue
+        rows.append([tag, f"{f['grm_well_formed']}/{f['grm_outputs']} ({_pct(_ratio(f['grm_well_formed'], f['grm_outputs']))})",
+                     f"{f['grm_with_rubric']}",
+                     f"{f['proxy_well_formed']}/{f['proxy_judged']} ({_pct(_ratio(f['proxy_well_formed'], f['proxy_judged']))})",
+                     f["proxy_plus"], f["proxy_minus"],
+                     f"{f['fixture_well_formed']}/{f['fixture_outputs']} ({_pct(_ratio(f['fixture_well_formed'], f['fixture_outputs']))})"])
+        for example in f["examples"][:1]:
+            examples += [f"{tag} GRM rubric -> proxy critique (judgement {example['reward']}):", "",
+                         "```", example["rubric"], "---", example["critique"], "```", ""]
+    if not rows:
+        return []
+    return ["## Protocol fluency on held-out prompts", "",
+            "The GRM critiques held-out pairs (the last GRM-RL rows: neither SFT nor GRPO trained on them; greedy); "
+            "well-formed = the release's format check `<rubric>..</rubric><eval>..</eval><answer>1|2</answer>`. "
+            "The proxy then judges each of those pairs by the GRM's own rubric, as in GRPO; well-formed = "
+            "`<think>..</think><answer>1|2</answer>`; +1 = it picked the labelled response. Last column: the same "
+            "format check on the GRM's critiques of the benchmark fixtures (other question and response styles, "
+            "from the evaluation stages).", "",
+            *_table(["GRM checkpoint", "GRM well-formed", "with a rubric", "proxy well-formed", "proxy +1",
+                     "proxy -1", "GRM well-formed (fixtures)"], rows), *examples]
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _grpo(result: dict[str, Any], plots: Path) -> list[str]:
+    steps = result["steps"]
+    rows = [[int(s["step"]), int(s["rollouts"]), f"{s['score']:.3f}", f"{s['accuracy_reward']:.3f}",
+             f"{s['proxy_reward']:.3f}", f"{s['format_reward']:.3f}", _pct(s["has_rubric"]),
+             int(s["proxy_called"]), int(s["proxy_failed"])] for s in steps]
+    _line_chart(steps, plots / "grpo_rewards.png")
+    return ["## GRPO (ms-swift on CPU, the CPU / alternative trainer for stage C.2)", "",
+            "`scripts/rl/train_proxy_grm_swift.sh` ran `swift rlhf --rlhf_type grpo` from the GRM-SFT checkpoint on "
+            "`grm_rl.parquet` less the rows held out for the fluency check; each rollout was scored by `compute_score` (`ms_swift/proxy_grm_reward.py`), which "
+            "sent its rubric to the proxy service. Per step, means over the step's rollouts:", "",
+            *_table(["step", "rollouts", "reward", "accuracy a'", "proxy p'", "format", "with rubric",
+                     "proxy calls", "proxy failures"], rows),
+            f"Weights updated: {result['tensors_changed']} of {result['tensors']} tensors differ from the SFT "
+            f"checkpoint (`{result['checkpoint']}`; per-rollout parts in `{result['parts_file']}`).", "",
+            "![GRPO reward per step](plots/grpo_rewards.png)", ""]
 
 
 def _rewards(result: dict[str, Any], plots: Path) -> list[str]:
@@ -78,10 +134,10 @@ def _rewards(result: dict[str, Any], plots: Path) -> list[str]:
     _bar_chart({name: m["mean_score"] for name, m in modes.items()}, "mean GRPO reward per aggregation mode",
                plots / "reward_modes.png")
     return ["## Rewards through verl's reward loop", "",
-            f"{result['groups']} GRPO groups x 4 rollouts = {result['rollouts']} rollouts, each scored by "
+            f"{result['groups']} GRPO groups x 3 rollouts = {result['rollouts']} rollouts, each scored by "
             "`verl/proxy_grm_reward.py:compute_score` inside verl's `RewardLoopWorker`, with the proxy service "
-            "judging each rubric over HTTP. Per group: the SFT'd GRM's own rollout, the teacher's critique, "
-            "that critique with its verdict flipped, and that critique without its rubric.", "",
+            "judging each rubric over HTTP. Per group: the SFT'd GRM's own rollout, that rollout with its verdict "
+            "flipped, and that rollout without its rubric.", "",
             *_table(["mode", "mean score", "mean a'", "mean p'", "mean format", "proxy calls", "failures"], rows),
             "Rollouts (judgement = the proxy's p before aggregation; 0 = not called):", "",
             *_table(["rollout", "pair", "label", "verdict ok", "format ok", "proxy called", "judgement"],
@@ -89,7 +145,7 @@ def _rewards(result: dict[str, Any], plots: Path) -> list[str]:
             "![reward per mode](plots/reward_modes.png)", ""]
 
 
-def _eval(results: dict[str, Any], plots: Path) -> list[str]:
+def _eval(tag: str, results: dict[str, Any], plots: Path) -> list[str]:
     rows = []
     for benchmark, r in results.items():
         m = r["metrics"]
@@ -98,21 +154,39 @@ def _eval(results: dict[str, Any], plots: Path) -> list[str]:
         rows.append([benchmark, _pct(m.get("overall")), extra, m.get("unparsed"), m.get("unparsed_policy"),
                      f"`{r['table']}`"])
         if Path(r["plot"]).exists():
-            shutil.copy2(r["plot"], plots / f"eval_{benchmark}.png")
-    return ["## Evaluation (GRM cold-start checkpoint, benchmark fixtures)", "",
+            shutil.copy2(r["plot"], plots / f"eval_{tag}_{benchmark}.png")
+    return [f"## Evaluation ({tag} GRM checkpoint, benchmark fixtures)", "",
             *_table(["benchmark", "overall", "more", "unparsed", "policy", "table"], rows),
-            "A random tiny model mostly writes no verdict: these numbers show the pipeline runs, not a result.",
-            "", *[f"![{b}](plots/eval_{b}.png)" for b in results], ""]
+            "A tiny model that learned the format, not the task: these numbers show the pipeline runs, not a result.",
+            "", *[f"![{b}](plots/eval_{tag}_{b}.png)" for b in results], ""]
 
 
 def _transfer(results: dict[str, Any]) -> list[str]:
     rows = [[name, s.get("pairs"), s.get("skipped_no_rubric"), _pct(s.get("with_rubric", {}).get("accuracy")),
              _pct(s.get("without_rubric", {}).get("accuracy"))] for name, s in results.items()]
     return ["## Rubric transfer (proxy service as the second evaluator)", "",
-            "The proxy judges each pair twice: with the rubric from the answers file and with a neutral one. "
-            "The toy GRM writes no rubric, so its rows are skipped; `teacher_critiques` uses the teacher's "
-            "rubrics on the training pairs.", "",
-            *_table(["answers", "pairs with a rubric", "skipped: no rubric", "with rubric", "without"], rows)]
+            "The proxy judges each pair of the GRM's eval answers twice: with the GRM's rubric and with a neutral "
+            "one.", "",
+            *_table(["GRM answers", "pairs with a rubric", "skipped: no rubric", "with rubric", "without"], rows)]
+
+
+def _line_chart(steps: list[dict[str, float]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = [s["step"] for s in steps]
+    for key, label in (("score", "reward"), ("accuracy_reward", "accuracy a'"), ("proxy_reward", "proxy p'"),
+                       ("format_reward", "format"), ("has_rubric", "share with a rubric")):
+        ax.plot(x, [s[key] for s in steps], marker="o", label=label)
+    ax.set_xlabel("GRPO step")
+    ax.set_title("GRM GRPO on CPU: mean reward and its parts per step")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _bar_chart(values: dict[str, float], title: str, path: Path) -> None:
@@ -135,13 +209,18 @@ def write_report(config: Any, records: list[StageRecord], total_s: float) -> Pat
     plots.mkdir(parents=True, exist_ok=True)
     results = {record.name: record.result for record in records}
     lines = ["# Proxy-GRM toy pipeline report", "",
-             "Every stage ran through the same scripts and modules a GPU run uses, on a tiny random "
-             "Qwen2.5-VL and generated data. The numbers prove the plumbing, not the method.", "",
-             *_stages(records, total_s), *_data(results), *_sft(results)]
+             "Every stage ran through the same scripts and modules a GPU run uses, on a tiny Qwen2.5-VL built "
+             "offline and generated data. The toy checkpoints learn the protocol's formats, so the GRM's rubric "
+             "reaches the proxy, the proxy's verdict becomes a reward and GRPO updates the GRM with it; they "
+             "learn nothing about images.", "",
+             *_stages(records, total_s), *_data(results), *_sft(results, config), *_fluency(results)]
     if "rewards" in results:
         lines += _rewards(results["rewards"], plots)
-    if "eval" in results:
-        lines += _eval(results["eval"], plots)
+    if "grpo" in results:
+        lines += _grpo(results["grpo"], plots)
+    for tag in ("sft", "grpo"):
+        if f"eval_{tag}" in results:
+            lines += _eval(tag, results[f"eval_{tag}"], plots)
     if "transfer" in results:
         lines += _transfer(results["transfer"])
     report = config.out_dir / "report.md"

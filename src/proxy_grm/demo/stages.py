@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,24 +40,34 @@ class StageRunner:
 
     def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run ``fn`` once; later runs reuse its stored result."""
+        record = self._execute(len(self.records) + 1, name, title, fn)
+        self.records.append(record)
+        return record.result
+
+    def run_together(self, stages: list[tuple[str, str, Callable[[], dict[str, Any]]]]) -> list[dict[str, Any]]:
+        """Run independent stages at the same time (each drives its own subprocess, one core each)."""
+        first = len(self.records) + 1
+        with ThreadPoolExecutor(len(stages)) as pool:
+            futures = [pool.submit(self._execute, first + i, *stage) for i, stage in enumerate(stages)]
+            records = [future.result() for future in futures]
+        self.records += records
+        return [record.result for record in records]
+
+    def _execute(self, index: int, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> StageRecord:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = self.state_dir / f"{name}.json"
-        index = len(self.records) + 1
         if state.exists():
             stored = json.loads(state.read_text())
             print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
-            record = StageRecord(name, title, stored["seconds"], True, stored["result"])
-        else:
-            print(f"[{index}] {title} ...", flush=True)
-            start = time.perf_counter()
-            try:
-                result = fn()
-            except Exception as error:
-                cause = str(error) if isinstance(error, StageFailed) else f"{type(error).__name__}: {error}"
-                raise StageFailed(f"stage '{name}' ({title}) failed: {cause}") from error
-            seconds = time.perf_counter() - start
-            state.write_text(json.dumps({"seconds": seconds, "result": result}, indent=1))
-            print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)
-            record = StageRecord(name, title, seconds, False, result)
-        self.records.append(record)
-        return record.result
+            return StageRecord(name, title, stored["seconds"], True, stored["result"])
+        print(f"[{index}] {title} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            result = fn()
+        except Exception as error:
+            cause = str(error) if isinstance(error, StageFailed) else f"{type(error).__name__}: {error}"
+            raise StageFailed(f"stage '{name}' ({title}) failed: {cause}") from error
+        seconds = time.perf_counter() - start
+        state.write_text(json.dumps({"seconds": seconds, "result": result}, indent=1))
+        print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)
+        return StageRecord(name, title, seconds, False, result)

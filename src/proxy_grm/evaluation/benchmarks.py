@@ -44,7 +44,8 @@ class Benchmark:
     ``release_unparsed_rewards`` is what the release's generation wrote for an
     unparsed verdict, so release scorers read our files the same way.
     ``default_order`` is the benchmark authors' pair order (``--order``'s
-    default under our protocol).
+    default under our protocol). ``generate_script`` and ``score_script`` are
+    the release's entry points for it, relative to the repo root.
     """
 
     name: str
@@ -56,6 +57,7 @@ class Benchmark:
     release_unparsed_rewards: tuple[int, int]
     reported: dict[str, float]
     reported_metric: str
+    generate_script: str
     score_script: str
     default_order: Order
     grouped: bool = False
@@ -123,6 +125,7 @@ VL_REWARDBENCH = Benchmark(
     release_unparsed_rewards=(0, 0),
     reported={"Proxy-GRM": 75.22, "R1-Reward": 71.92, "UnifiedReward-Think": 73.8, "IXC-2.5-Reward": 65.8},
     reported_metric="overall accuracy",
+    generate_script="eval/vl_reward_bench.py",
     score_script="eval/get_acc_vl_reward_bench.py",
     default_order=Order.RANDOM,
 )
@@ -138,6 +141,7 @@ MULTIMODAL_REWARDBENCH = Benchmark(
     release_unparsed_rewards=(0, 1),
     reported={"Proxy-GRM": 85.62, "R1-Reward": 82.2, "UnifiedReward-Think": 84.4, "IXC-2.5-Reward": 66.6},
     reported_metric="overall accuracy",
+    generate_script="eval/multimodal_reward_bench.py",
     score_script="eval/get_acc_multimodal_reward_bench.py",
     default_order=Order.ORIGINAL,
 )
@@ -152,6 +156,7 @@ MM_RLHF_REWARDBENCH = Benchmark(
     release_unparsed_rewards=(0, 1),
     reported={"Proxy-GRM": 82.94, "R1-Reward": 80.59, "UnifiedReward-Think": 81.18, "IXC-2.5-Reward": 71.18},
     reported_metric="Acc",
+    generate_script="eval/mmrlhf_reward_bench.py",
     score_script="eval/get_acc_mmrlhf_reward_bench.py",
     default_order=Order.RANDOM,
     grouped=True,

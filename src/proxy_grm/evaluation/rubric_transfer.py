@@ -40,7 +40,7 @@ from proxy_grm.messages import openai_messages
 from proxy_grm.pairs import show
 from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict
 from proxy_grm.prompts import proxy_prompt
-from proxy_grm.proxy_contract import BATCH_PATH, BatchRequest, BatchResult, RewardItem
+from proxy_grm.proxy_contract import BATCH_PATH, BatchRequest, BatchResult, RewardItem, RewardResult
 
 NEUTRAL_RUBRIC = ("<rubric>\nCorrectness with respect to the image (50%), helpfulness and completeness (30%), "
                   "clarity (20%).\n</rubric>")
@@ -130,7 +130,11 @@ class ProxyEvaluator:
         return image_to_data_uri(load_image(ref)) if self.inline_images else ref
 
     def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
-        verdicts: list[int | None] = []
+        return [r.verdict if r.verdict in (1, 2) else None for r in self.results(items, rubrics)]
+
+    def results(self, items: list[TransferItem], rubrics: list[str]) -> list[RewardResult]:
+        """The service's result per item (``reward``, ``verdict``, ``critique``, ``truncated``)."""
+        results: list[RewardResult] = []
         for start in range(0, len(items), self.batch_size):
             chunk = list(zip(items[start:start + self.batch_size], rubrics[start:start + self.batch_size]))
             body = BatchRequest(items=[RewardItem(question=i.question, chosen=i.response_1, rejected=i.response_2,
@@ -138,14 +142,14 @@ class ProxyEvaluator:
                                        for i, r in chunk])
             reply = _post(self.client, self.url, body.to_json(), self.retries)
             try:
-                results = BatchResult.model_validate(reply).results
+                answer = BatchResult.model_validate(reply).results
             except ValidationError as error:
                 raise EvaluatorError(f"{self.url}: not a batch reply ({error.errors()[0]['msg']}): "
                                      f"{json.dumps(reply)[:200]}") from None
-            if len(results) != len(chunk):
-                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {len(results)}")
-            verdicts += [r.verdict if r.verdict in (1, 2) else None for r in results]
-        return verdicts
+            if len(answer) != len(chunk):
+                raise EvaluatorError(f"{self.url}: expected {len(chunk)} results, got {len(answer)}")
+            results += answer
+        return results
 
 
 class OpenAIEvaluator:
@@ -206,10 +210,15 @@ def run_transfer(inputs: TransferInputs, evaluator: Evaluator,
     return summary, rows
 
 
-def write_outputs(answers_file: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+def output_paths(answers_file: Path) -> tuple[Path, Path]:
     """``<stem>_rubric_transfer.json`` (summary) and ``.jsonl`` (per pair) next to the answers file."""
     stem = answers_file.with_name(answers_file.stem + "_rubric_transfer")
-    summary_path, rows_path = stem.with_suffix(".json"), stem.with_suffix(".jsonl")
+    return stem.with_suffix(".json"), stem.with_suffix(".jsonl")
+
+
+def write_outputs(answers_file: Path, summary: dict[str, Any], rows: list[dict[str, Any]]) -> tuple[Path, Path]:
+    """Write the summary and the per-pair rows at ``output_paths(answers_file)``."""
+    summary_path, rows_path = output_paths(answers_file)
     summary_path.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     rows_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return summary_path, rows_path

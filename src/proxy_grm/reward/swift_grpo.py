@@ -1,0 +1,113 @@
+"""``compute_score`` as an ms-swift GRPO reward function (the CPU / alternative trainer of stage C.2).
+
+ms-swift builds a registered reward class as ``Cls(args=trainer_args)`` and calls it with the
+completions first and every dataset column as an aligned list (``data_source``, ``reward_model``,
+``extra_info`` of the verl RL parquet, plus ``trainer_state``). An async ``__call__`` runs under
+``asyncio.run``, a new event loop per call, so the proxy clients of that loop are closed before it
+returns. ``ms_swift/proxy_grm_reward.py`` registers this class under the name ``proxy_grm``.
+
+ms-swift has no reward-kwargs field, so the settings verl takes from
+``reward.custom_reward_function.reward_kwargs`` come here as one JSON object in
+``$PROXY_GRM_REWARD_KWARGS``, read on every call and resolved by the same ``resolve_settings``.
+
+ms-swift logs one number per reward function; verl logs every key of the reward dict. To keep
+the parts (accuracy, proxy, format, rubric share, proxy calls and failures), each call appends
+one line per rollout to ``<output_dir>/reward_parts.jsonl``; ``summarise_steps`` averages them per step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from proxy_grm.reward.proxy_client import close_pools
+from proxy_grm.reward.score import SCORE_KEYS, compute_score
+
+REWARD_KWARGS_ENV = "PROXY_GRM_REWARD_KWARGS"
+PARTS_FILE = "reward_parts.jsonl"
+
+
+def reward_kwargs_from_env(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The reward kwargs in ``$PROXY_GRM_REWARD_KWARGS`` (a JSON object; unset: none).
+
+    >>> reward_kwargs_from_env({"PROXY_GRM_REWARD_KWARGS": '{"mode": "explicit_additive"}'})
+    {'mode': 'explicit_additive'}
+    """
+    raw = (os.environ if env is None else env).get(REWARD_KWARGS_ENV, "").strip()
+    if not raw:
+        return {}
+    try:
+        kwargs = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"${REWARD_KWARGS_ENV} is not JSON ({error}): {raw[:200]!r}") from None
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"${REWARD_KWARGS_ENV} must be a JSON object, got {raw[:200]!r}")
+    return kwargs
+
+
+def _ground_truth(reward_model: Any, index: int) -> Any:
+    if not isinstance(reward_model, Mapping) or "ground_truth" not in reward_model:
+        raise ValueError(f"rollout {index}: column 'reward_model' must be {{'style', 'ground_truth'}} "
+                         f"(the verl RL parquet's), got {reward_model!r:.200}")
+    return reward_model["ground_truth"]
+
+
+class SwiftProxyGRMReward:
+    """The Proxy-GRM reward for ``swift rlhf --rlhf_type grpo --reward_funcs proxy_grm``."""
+
+    def __init__(self, args: Any = None, **_: Any):
+        output_dir = getattr(args, "output_dir", None)
+        self.parts_file = Path(output_dir) / PARTS_FILE if output_dir else None
+
+    async def __call__(self, completions: Sequence[str], data_source: Sequence[str],
+                       reward_model: Sequence[Any], extra_info: Sequence[Any], trainer_state: Any = None,
+                       **_: Any) -> list[float]:
+        reward_kwargs = reward_kwargs_from_env()
+        try:
+            parts = await asyncio.gather(*(
+                compute_score(source, completion, _ground_truth(model, i), info, **reward_kwargs)
+                for i, (completion, source, model, info) in enumerate(
+                    zip(completions, data_source, reward_model, extra_info, strict=True))))
+        finally:
+            await close_pools()
+        # The rollouts of a step are generated before the trainer counts that step.
+        step = getattr(trainer_state, "global_step", None)
+        self._log(None if step is None else step + 1, completions, parts)
+        return [p["score"] for p in parts]
+
+    def _log(self, step: int | None, completions: Sequence[str], parts: list[dict[str, float]]) -> None:
+        if self.parts_file is None:
+            return
+        self.parts_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.parts_file.open("a", encoding="utf-8") as handle:
+            for completion, part in zip(completions, parts):
+                handle.write(json.dumps({"step": step, **part, "completion": completion}) + "\n")
+
+
+def summarise_steps(parts_file: Path) -> list[dict[str, float]]:
+    """Per training step: the mean of every reward key over its rollouts, and the rollout count.
+
+    ``has_rubric`` becomes the share of rollouts with a rubric; ``proxy_called`` and
+    ``proxy_failed`` stay counts (summed), as a reader wants them.
+    """
+    by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for lineno, line in enumerate(parts_file.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                row = json.loads(line)
+                by_step[int(row["step"])].append(row)
+            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                raise ValueError(f"{parts_file}:{lineno}: not a reward-parts line") from None
+    summary = []
+    for step, rows in sorted(by_step.items()):
+        entry: dict[str, float] = {"step": step, "rollouts": len(rows)}
+        for key in SCORE_KEYS:
+            values = [float(row[key]) for row in rows]
+            entry[key] = sum(values) if key in ("proxy_called", "proxy_failed") else sum(values) / len(values)
+        summary.append(entry)
+    return summary
