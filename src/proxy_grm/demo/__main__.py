@@ -38,7 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not (Path.cwd() / "scripts" / "demo.sh").is_file():
+        parser.error(f"run the demo from the repository root (bash scripts/demo.sh); {Path.cwd()} has no scripts/")
     supervise(argv)  # the servers and engines it starts must not outlive it, even after a SIGKILL
     config = pipeline.DemoConfig(
         out_dir=args.out.resolve(), pairs_per_source=args.pairs_per_source, teacher=args.teacher,

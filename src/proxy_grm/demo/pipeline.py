@@ -11,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
 from proxy_grm.tiny_model import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 TRAINING_SETS = ("grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet")
 
 
@@ -50,11 +49,16 @@ class DemoConfig:
     grpo_prompts_per_step: int = 2
     grpo_generations: int = 4
     grpo_learning_rate: str = "1e-4"
-    vllm_python: Path = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+    # The checkout whose scripts and environments every stage runs (the demo runs from its root).
+    repo: Path = field(default_factory=Path.cwd)
 
     @property
     def python(self) -> str:
         return sys.executable
+
+    @property
+    def vllm_python(self) -> Path:
+        return self.repo / ".venv-vllm" / "bin" / "python"
 
     @property
     def grm_max_new_tokens(self) -> int:
@@ -74,7 +78,7 @@ def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None, wh
     """Run a command with its output in ``log``; fail naming the command and the log's tail."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
-        code = subprocess.run(argv, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
+        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
                               env=env or dict(os.environ)).returncode
     if code != 0:
         tail = log.read_bytes()[-3000:].decode(errors="replace")
