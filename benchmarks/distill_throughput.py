@@ -30,10 +30,12 @@ from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill, teacher_request
-from proxy_grm.data.records import PairRecord
+from proxy_grm.pairs import PairRecord
 from proxy_grm.data.sources import iter_pairs
 from proxy_grm.servers import ServerProcess, vllm_env
 from proxy_grm.supervise import supervise
+
+from common import benchmark_model, use_local_vllm
 
 SERVED_NAME = "teacher"
 WORDS = ("the picture shows a red box on a wooden table near a window with light falling on its left side "
@@ -80,8 +82,8 @@ def write_pairs(root: Path, count: int) -> Path:
         Image.new("RGB", (224, 224), ((37 * index) % 256, (91 * index) % 256, 120)).save(image)
         text = " ".join(WORDS[(index + k) % len(WORDS)] for k in range(60))
         lines.append(PairRecord(id=f"pair_{index}", source="benchmark", image=str(image),
-                                question=f"Describe picture {index}.", chosen=f"{text}.",
-                                rejected=f"A photo of a cat. {text[::-1]}").to_json())
+                                question=f"Describe picture {index}.", preferred=f"{text}.",
+                                dispreferred=f"A photo of a cat. {text[::-1]}").to_json())
     path = root / "pairs.jsonl"
     path.write_text("".join(line + "\n" for line in lines))
     return path
@@ -142,15 +144,10 @@ def run_offline(args: argparse.Namespace, model_path: Path, config: TeacherConfi
 def main() -> None:
     args = parse_args()
     supervise()  # the server and the offline engine must not outlive this process, even after a SIGKILL
-    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    use_local_vllm()
     with tempfile.TemporaryDirectory(prefix="distill-throughput-") as scratch:
         root = Path(scratch)
-        model_path = args.model_path
-        if model_path is None:
-            from proxy_grm.tiny_model import make_tiny_model
-
-            model_path = make_tiny_model(root / "tiny-model")
+        model_path = benchmark_model(args.model_path, root)
         pairs_path = write_pairs(root, args.pairs)
         pairs = list(iter_pairs(pairs_path))
         server_url = f"http://127.0.0.1:{args.port}"
