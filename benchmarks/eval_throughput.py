@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -23,6 +22,8 @@ from pathlib import Path
 from PIL import Image
 
 from proxy_grm.supervise import supervise
+
+from common import benchmark_model, use_local_vllm
 
 
 def synthetic_pairs(root: Path, count: int) -> Path:
@@ -48,8 +49,7 @@ def main() -> None:
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
     supervise()  # the engine's processes must not outlive this one, even after a SIGKILL
-    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    use_local_vllm()
 
     from vllm import SamplingParams
 
@@ -60,11 +60,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model_path = args.model_path
-        if model_path is None:
-            from proxy_grm.tiny_model import make_tiny_model
-
-            model_path = make_tiny_model(root / "tiny-model")
+        model_path = benchmark_model(args.model_path, root)
         questions_file = synthetic_pairs(root, args.pairs)
         config = RunConfig(VL_REWARDBENCH, questions_file, root / "answers.jsonl", batch_size=args.pairs,
                            max_new_tokens=args.max_new_tokens)

@@ -55,6 +55,8 @@ from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import proxy_payload
 from proxy_grm.supervise import supervise
 
+from common import benchmark_model, use_local_vllm
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
 
@@ -355,15 +357,10 @@ def main() -> None:
     args = parse_args()
     supervise()  # the proxy and the offline engine must not outlive this process, even after a SIGKILL
     n = args.rollouts
-    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    use_local_vllm()
     with tempfile.TemporaryDirectory(prefix="reward-throughput-") as scratch:
         scratch_dir = Path(scratch)
-        model_path = args.model_path
-        if model_path is None:
-            from proxy_grm.tiny_model import make_tiny_model
-
-            model_path = make_tiny_model(scratch_dir / "tiny-model")
+        model_path = benchmark_model(args.model_path, scratch_dir)
         if args.workload == "grpo":
             run_grpo(args, model_path, scratch_dir)
             return
