@@ -114,8 +114,20 @@ from proxy_grm.generation import AsyncVllmGenerator, VllmGenerator
 
 async def run_async(model_path, batch, max_new_tokens):
     generator = AsyncVllmGenerator(model_path, dtype="float32", max_model_len=4096, enforce_eager=True)
+    engine_generate, yields = generator.engine.generate, []
+
+    async def counting_generate(*args, **kwargs):
+        count = 0
+        async for output in engine_generate(*args, **kwargs):
+            count += 1
+            yield output
+        yields.append(count)
+
+    generator.engine.generate = counting_generate
     try:
-        return await generator.generate(batch, max_new_tokens)
+        texts = await generator.generate(batch, max_new_tokens)
+        print("ASYNC_YIELDS=" + json.dumps(yields), flush=True)
+        return texts
     finally:
         generator.shutdown()
 
@@ -165,8 +177,10 @@ def test_greedy_applies_the_checkpoint_generation_config_everywhere(
         capture_output=True, text=True, env=vllm_env(), timeout=900,
     )
     outputs = {line.split("=", 1)[0]: json.loads(line.split("=", 1)[1]) for line in run.stdout.splitlines()
-               if line.startswith(("OFFLINE=", "ASYNC="))}
-    assert run.returncode == 0 and len(outputs) == 2, run.stderr[-4000:]
+               if line.startswith(("OFFLINE=", "ASYNC=", "ASYNC_YIELDS="))}
+    assert run.returncode == 0 and len(outputs) == 3, run.stderr[-4000:]
+    # The async engine hands each request its final output only, not one per decoded token.
+    assert outputs.pop("ASYNC_YIELDS") == [1] * len(batch)
     assert outputs == {"OFFLINE": ours, "ASYNC": ours}
 
 

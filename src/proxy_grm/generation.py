@@ -151,10 +151,17 @@ def _greedy_params(model_defaults: dict[str, Any], max_new_tokens: int) -> Any:
     applies those defaults only when no ``SamplingParams`` are given. So the
     engine's reading of them (``ModelConfig.get_diff_sampling_param``) is applied
     here, with sampling turned off and our length limit.
+
+    Outputs are final-only: the async engine otherwise builds a cumulative output and
+    wakes the request's coroutine on every decoded token, which on a proxy serving
+    thousands of critiques is CPU taken from the engine (the offline ``LLM`` sets the
+    same, vllm/entrypoints/offline_utils.py in vLLM 0.24).
     """
     from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind
 
-    return SamplingParams.from_optional(**{**model_defaults, "temperature": 0.0, "max_tokens": max_new_tokens})
+    return SamplingParams.from_optional(**{**model_defaults, "temperature": 0.0, "max_tokens": max_new_tokens,
+                                           "output_kind": RequestOutputKind.FINAL_ONLY})
 
 
 class TransformersGenerator:
