@@ -45,6 +45,15 @@ def test_a_cpu_node_fails_the_cuda_check_in_one_line() -> None:
     assert [p.check for p in checks.check_cuda(1)] == ["cuda"]
 
 
+def test_trainer_imports_name_a_verl_without_transfer_queue(monkeypatch) -> None:
+    assert checks.check_trainer_imports() == []
+    monkeypatch.delitem(sys.modules, "proxy_grm.verl_trainer", raising=False)
+    monkeypatch.setitem(sys.modules, "transfer_queue", None)  # as after `pip install verl` without its extras
+    [problem] = checks.check_trainer_imports()
+    assert problem.check == "trainer" and "transfer_queue" in problem.message
+    assert "pip install -r requirements_rl.txt" in problem.message
+
+
 def test_driver_table() -> None:
     from packaging.version import Version
 
@@ -165,7 +174,7 @@ def test_rl_launcher_runs_the_preflight_and_stops_before_verl(tmp_path: Path) ->
     for line in ("preflight: FAIL cuda:", "preflight: FAIL flash-attn:", f"{dead}/health is not healthy",
                  f"training file not found: {REQUIRED['TRAIN_FILES']}", "preflight: ok batch"):
         assert line in result.stderr, result.stderr
-    assert "verl.trainer.main_ppo" not in result.stderr + result.stdout
+    assert "proxy_grm.launch.verl_main" not in result.stderr + result.stdout
 
 
 def test_preflight_sh_and_skip(tmp_path: Path) -> None:

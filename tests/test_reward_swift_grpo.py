@@ -94,6 +94,10 @@ def test_a_row_without_the_label_is_an_error(monkeypatch) -> None:
 
 def test_a_bad_parts_line_names_the_file_and_line(tmp_path: Path) -> None:
     parts = tmp_path / PARTS_FILE
-    parts.write_text('{"step": 1, "score": 0}\nnot json\n')
+    full = json.dumps({"step": 1, **dict.fromkeys(SCORE_KEYS, 0.0)})
+    parts.write_text(f"{full}\nnot json\n")
     with pytest.raises(ValueError, match=f"{PARTS_FILE}:2"):
+        summarise_steps(parts)
+    parts.write_text(f'{full}\n{{"step": 1, "score": 0}}\n')
+    with pytest.raises(ValueError, match=f"{PARTS_FILE}:2"):  # a line without every reward key
         summarise_steps(parts)

@@ -37,11 +37,11 @@ def run_script(script: Path, env: dict[str, str], *args: str) -> subprocess.Comp
 
 
 def dry_run_overrides(script: Path, env: dict[str, str], *args: str) -> list[str]:
-    """The Hydra overrides of the exact ``python -m verl.trainer.main_ppo`` command the script prints."""
+    """The Hydra overrides of the exact ``python -m proxy_grm.launch.verl_main`` command the script prints."""
     result = run_script(script, {"DRY_RUN": "1", **env}, *args)
     assert result.returncode == 0, result.stderr
     argv = shlex.split(result.stdout)
-    assert argv[:3] == [sys.executable, "-m", "verl.trainer.main_ppo"], argv[:3]
+    assert argv[:3] == [sys.executable, "-m", "proxy_grm.launch.verl_main"], argv[:3]
     return argv[3:]
 
 
@@ -56,7 +56,7 @@ def compose(overrides: list[str]) -> DictConfig:
 
 
 def validate_like_main_ppo(config: DictConfig) -> None:
-    """What ``verl.trainer.main_ppo.main`` runs on the config before starting Ray."""
+    """What verl's ``main_ppo.main`` (and ``proxy_grm.launch.verl_main``) runs on the config before starting Ray."""
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
@@ -107,6 +107,29 @@ def test_grm_data_rollout_batch_and_kl_settings(grm_config: DictConfig) -> None:
     assert (grm_config.trainer.n_gpus_per_node, grm_config.trainer.nnodes, grm_config.trainer.save_freq) == (8, 1, 5)
     assert list(grm_config.trainer.logger) == ["console"], "a logger needs credentials: only with REPORT_TO"
     validate_like_main_ppo(grm_config)
+
+
+@pytest.mark.slow
+def test_entry_point_composes_verls_config(grm_config: DictConfig) -> None:
+    """``proxy_grm.launch.verl_main`` reads verl's own config: Hydra's ``--cfg job`` on the launcher's overrides
+    prints the config composed from verl's config folder, and the trainer stays verl's default v1 ``sync``."""
+    from omegaconf import OmegaConf
+
+    overrides = dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES,
+                                               "REWARD_MODE": "implicit_graded_correct"})
+    result = subprocess.run([sys.executable, "-m", "proxy_grm.launch.verl_main", "--cfg", "job", *overrides],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    printed = OmegaConf.create(result.stdout)
+    assert OmegaConf.to_container(printed) == OmegaConf.to_container(grm_config)
+    assert (grm_config.trainer.use_v1, grm_config.trainer.v1.trainer_mode) == (True, "sync")
+
+
+def test_entry_point_refuses_the_v0_trainer() -> None:
+    result = subprocess.run([sys.executable, "-m", "proxy_grm.launch.verl_main", "trainer.use_v1=False"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "runs verl's v1 trainer: drop trainer.use_v1=False" in result.stderr
 
 
 def test_release_top_level_key_is_ignored_by_verl() -> None:

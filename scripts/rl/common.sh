@@ -69,10 +69,11 @@ verl_logger() {
   fi
 }
 
-# launch_verl OVERRIDE... : preflight on the composed config, then print (DRY_RUN=1) or run verl's trainer.
+# launch_verl OVERRIDE... : preflight on the composed config, then print (DRY_RUN=1) or run verl's trainer
+# through proxy_grm.launch.verl_main (verl's main_ppo, plus the reward parts in every step's metrics).
 launch_verl() {
   preflight rl -- "$@"
-  run_or_print "${PYTHON}" -m verl.trainer.main_ppo "$@"
+  run_or_print "${PYTHON}" -m proxy_grm.launch.verl_main "$@"
 }
 
 # grpo_overrides: the GRPO settings both launchers share (data, model, batch sizes, KL, rollout,

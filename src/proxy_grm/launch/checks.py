@@ -153,6 +153,17 @@ def check_flash_attn(why: str) -> list[Problem]:
     return []
 
 
+def check_trainer_imports() -> list[Problem]:
+    """The GRPO entry point's imports: verl's v1 trainer needs TransferQueue (verl[vllm] brings it, a bare verl not)."""
+    try:
+        import proxy_grm.verl_trainer  # noqa: F401
+    except Exception as error:  # ImportError, or whatever verl's import chain raises
+        first = str(error).splitlines()[0] if str(error) else type(error).__name__
+        return [Problem("trainer", f"cannot import proxy_grm.verl_trainer ({first}); verl's v1 trainer needs "
+                                   "verl[vllm]==0.9.1 with its TransferQueue: pip install -r requirements_rl.txt")]
+    return []
+
+
 def check_logger(backends: list[str]) -> list[Problem]:
     """The logger's credentials exist before the models load (verl/utils/tracking.py and ms-swift read these)."""
     problems = []
@@ -303,7 +314,7 @@ def check_stray_engines() -> list[Problem]:
 def verl_problems(overrides: list[str]) -> tuple[Any, list[Problem]]:
     """verl's trainer config composed from the launcher's overrides, and what verl's own validation rejects.
 
-    Runs ``verl.utils.config.validate_config``, the check ``verl.trainer.main_ppo`` runs before starting Ray
+    Runs ``verl.utils.config.validate_config``, the check verl's ``main_ppo`` runs before starting Ray
     (batch sizes divisible by the GPU count, micro/mini batch rules), so a bad size fails here in seconds.
     """
     import verl

@@ -59,6 +59,7 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
     selected: list[Check] = [
         ("cuda", lambda: checks.check_cuda(trainer.n_gpus_per_node)),
         ("versions", lambda: checks.check_versions(repo / "requirements_rl.txt")),
+        ("trainer", checks.check_trainer_imports),
         ("batch", lambda: batch_problems),
         ("logger", lambda: checks.check_logger(list(trainer.logger))),
         ("images", lambda: checks.check_images(files, proxy_urls, api_key)),

@@ -12,7 +12,7 @@ ms-swift has no reward-kwargs field, so the settings verl takes from
 
 ms-swift logs one number per reward function; verl logs every key of the reward dict. To keep
 the parts (accuracy, proxy, format, rubric share, proxy calls and failures), each call appends
-one line per rollout to ``<output_dir>/reward_parts.jsonl``; ``summarise_steps`` averages them per step.
+one line per rollout to ``<output_dir>/reward_parts.jsonl``; ``summarise_steps`` sums them up per step.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import SCORE_KEYS, compute_score
+from proxy_grm.reward.step_metrics import step_summary
 
 REWARD_KWARGS_ENV = "PROXY_GRM_REWARD_KWARGS"
 PARTS_FILE = "reward_parts.jsonl"
@@ -90,24 +91,13 @@ class SwiftProxyGRMReward:
 
 
 def summarise_steps(parts_file: Path) -> list[dict[str, float]]:
-    """Per training step: the mean of every reward key over its rollouts, and the rollout count.
-
-    ``has_rubric`` becomes the share of rollouts with a rubric; ``proxy_called`` and
-    ``proxy_failed`` stay counts (summed), as a reader wants them.
-    """
+    """Per training step: ``step_summary`` of its rollouts (means, and counts of proxy calls and failures)."""
     by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for lineno, line in enumerate(parts_file.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
                 row = json.loads(line)
-                by_step[int(row["step"])].append(row)
+                by_step[int(row.pop("step"))].append({key: row[key] for key in SCORE_KEYS})
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise ValueError(f"{parts_file}:{lineno}: not a reward-parts line") from None
-    summary = []
-    for step, rows in sorted(by_step.items()):
-        entry: dict[str, float] = {"step": step, "rollouts": len(rows)}
-        for key in SCORE_KEYS:
-            values = [float(row[key]) for row in rows]
-            entry[key] = sum(values) if key in ("proxy_called", "proxy_failed") else sum(values) / len(values)
-        summary.append(entry)
-    return summary
+    return [{"step": step, **step_summary(rows)} for step, rows in sorted(by_step.items())]
