@@ -1,7 +1,7 @@
 """Async HTTP client for the proxy service: pooled, replica-aware, bounded retries.
 
-One ``ProxyPool`` per event loop and settings (an ``httpx.AsyncClient`` cannot be
-shared across loops; verl runs one loop per reward worker process). Each call goes
+One ``ProxyPool`` per event loop and settings (an HTTP session cannot be shared
+across loops; verl runs one loop per reward worker process). Each call goes
 to the replica with the fewest calls in flight (ties rotate), retries connection
 errors, timeouts, 429 and 5xx with exponential backoff on another replica when
 there is one, and then raises ``ProxyUnavailableError`` naming the URL and cause.
@@ -11,19 +11,26 @@ that does not speak this protocol, and retrying would hide it.
 Retry warnings are logged once per endpoint and round (``WarningBatch``): a proxy
 restart during a 2,048-rollout step fails every call within milliseconds, and one
 line per call would bury the log.
+
+The session is aiohttp's: a GRPO step keeps hundreds of calls in flight (the proxy's
+engine batches them), and httpx's connection pool does work quadratic in its
+connections on every request (httpcore 1.0 ``_assign_requests_to_connections``):
+at 256 calls in flight it cost more CPU than the proxy's own request handling
+(``benchmarks/reward_throughput.py --workload grpo``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 
 from proxy_grm.reward.settings import RewardSettings
 
@@ -100,11 +107,10 @@ class ProxyPool:
     def __init__(self, settings: RewardSettings):
         headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
         self.endpoints = settings.proxy_endpoints
-        self.client = httpx.AsyncClient(
-            timeout=settings.timeout_s,
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
             headers=headers,
-            limits=httpx.Limits(max_connections=settings.max_connections,
-                                max_keepalive_connections=settings.max_connections),
+            connector=aiohttp.TCPConnector(limit=settings.max_connections),
         )
         self.in_flight = dict.fromkeys(self.endpoints, 0)
         self._turn = itertools.count()
@@ -120,18 +126,19 @@ class ProxyPool:
     async def _post_once(self, url: str, payload: dict[str, Any]) -> tuple[float, bool]:
         self.in_flight[url] += 1
         try:
-            response = await self.client.post(url, json=payload)
+            async with self.session.post(url, json=payload) as response:
+                status, text = response.status, await response.text(errors="replace")
         finally:
             self.in_flight[url] -= 1
-        if response.status_code in RETRYABLE_STATUS:
-            raise _Retryable(f"HTTP {response.status_code}: {response.text[:200]}")
-        if response.status_code != 200:
-            raise ProxyProtocolError(url, f"HTTP {response.status_code}: {response.text[:500]}")
+        if status in RETRYABLE_STATUS:
+            raise _Retryable(f"HTTP {status}: {text[:200]}")
+        if status != 200:
+            raise ProxyProtocolError(url, f"HTTP {status}: {text[:500]}")
         try:
-            answer = response.json()
+            answer = json.loads(text)
             reward = answer["reward"]
         except (ValueError, KeyError, TypeError):
-            raise ProxyProtocolError(url, f"answer has no JSON 'reward': {response.text[:200]!r}") from None
+            raise ProxyProtocolError(url, f"answer has no JSON 'reward': {text[:200]!r}") from None
         if isinstance(reward, bool) or reward not in (1, -1):
             raise ProxyProtocolError(url, f"'reward' must be 1.0 or -1.0, got {reward!r}")
         return float(reward), answer.get("truncated") is True
@@ -147,7 +154,7 @@ class ProxyPool:
             except ProxyProtocolError as error:
                 error.attempts = attempt + 1
                 raise
-            except (httpx.TransportError, _Retryable) as error:
+            except (aiohttp.ClientError, asyncio.TimeoutError, _Retryable) as error:
                 cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
                 failed.add(url)
             if attempt < max_retries:
@@ -170,7 +177,7 @@ class ProxyPool:
 
     async def aclose(self) -> None:
         self.warnings.flush()
-        await self.client.aclose()
+        await self.session.close()
 
 
 class _Retryable(Exception):
