@@ -51,5 +51,10 @@ MODEL_PATH="$OUT_DIR/model" TRAIN_FILES="$rl_file" VAL_FILES="$rl_file" \
   actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2 \
   actor_rollout_ref.rollout.n=2 actor_rollout_ref.rollout.gpu_memory_utilization=0.3 \
   trainer.total_training_steps=1 trainer.save_freq=-1 trainer.test_freq=-1 trainer.val_before_train=False \
-  "$@"
-echo "== GPU smoke passed: one GRPO step with the proxy reward"
+  "$@" | tee "$OUT_DIR/grpo.log"
+# verl's console logger prints the step's metrics: the proxy's calls must be among them.
+if ! grep -q "reward_parts/proxy_called" "$OUT_DIR/grpo.log"; then
+  echo "gpu_smoke: the GRPO step logged no reward_parts/* metrics (see $OUT_DIR/grpo.log)" >&2
+  exit 1
+fi
+echo "== GPU smoke passed: one GRPO step with the proxy reward, reward_parts/* in its metrics"
