@@ -117,7 +117,7 @@ def _grpo(result: dict[str, Any], plots: Path) -> list[str]:
     return ["## GRPO (ms-swift on CPU, the CPU / alternative trainer for stage C.2)", "",
             "`scripts/rl/train_proxy_grm_swift.sh` ran `swift rlhf --rlhf_type grpo` from the GRM-SFT checkpoint on "
             "`grm_rl.parquet` less the rows held out for the fluency check; each rollout was scored by `compute_score` (`ms_swift/proxy_grm_reward.py`), which "
-            "sent its rubric to the proxy service. Per step, means over the step's rollouts:", "",
+            "sent its rubric to the proxy service. Per step, means over the step's rollouts (proxy calls and failures: counts):", "",
             *_table(["step", "rollouts", "reward", "accuracy a'", "proxy p'", "format", "with rubric",
                      "proxy calls", "proxy failures"], rows),
             f"Weights updated: {result['tensors_changed']} of {result['tensors']} tensors differ from the SFT "
