@@ -1,7 +1,8 @@
-"""What every benchmark does before it measures: vLLM on loopback, and the model to measure."""
+"""What every benchmark does before it measures: vLLM on loopback, its engine flags, and the model to measure."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -19,3 +20,13 @@ def benchmark_model(model_path: Path | None, scratch: Path) -> Path:
     from proxy_grm.tiny_model import make_tiny_model
 
     return make_tiny_model(scratch / "tiny-model")
+
+
+def add_engine_args(parser: argparse.ArgumentParser, port: int) -> None:
+    """The flags of a benchmark that starts a vLLM engine and a server beside it."""
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--max-model-len", type=int, default=4096)
+    parser.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=True,
+                        help="vLLM without graph compilation (right for CPU; turn off on a GPU)")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--startup-timeout-s", type=float, default=600)

@@ -35,7 +35,7 @@ from proxy_grm.data.sources import iter_pairs
 from proxy_grm.servers import ServerProcess, vllm_env
 from proxy_grm.supervise import supervise
 
-from common import benchmark_model, use_local_vllm
+from common import add_engine_args, benchmark_model, use_local_vllm
 
 SERVED_NAME = "teacher"
 WORDS = ("the picture shows a red box on a wooden table near a window with light falling on its left side "
@@ -60,12 +60,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, action="append", default=None,
                         help=f"(b)'s concurrency; repeat to sweep (default: the client's, "
                              f"{TeacherConfig(base_urls=(), model='').concurrency})")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--max-model-len", type=int, default=4096)
-    parser.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=True,
-                        help="vLLM without graph compilation (right for CPU; turn off on a GPU)")
-    parser.add_argument("--port", type=int, default=18742)
-    parser.add_argument("--startup-timeout-s", type=float, default=600)
+    add_engine_args(parser, port=18742)
     args = parser.parse_args()
     args.concurrency = args.concurrency or [TeacherConfig(base_urls=(), model="").concurrency]
     if min(args.pairs, args.max_tokens, *args.concurrency) < 1:

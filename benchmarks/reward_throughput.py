@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,9 +52,10 @@ from proxy_grm.prompts import proxy_prompt
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import proxy_payload
+from proxy_grm.servers import ServerProcess
 from proxy_grm.supervise import supervise
 
-from common import benchmark_model, use_local_vllm
+from common import add_engine_args, benchmark_model, use_local_vllm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
@@ -78,12 +78,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-new-tokens", type=int, default=128,
                         help="critique length (the tiny model never stops early); real proxy critiques run "
                              "~100-300 tokens, and with much shorter ones prefill and per-request overhead dominate")
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--max-model-len", type=int, default=4096)
-    parser.add_argument("--enforce-eager", action=argparse.BooleanOptionalAction, default=True,
-                        help="vLLM without graph compilation (right for CPU; turn off on a GPU)")
-    parser.add_argument("--port", type=int, default=18741)
-    parser.add_argument("--startup-timeout-s", type=float, default=600)
+    add_engine_args(parser, port=18741)
     args = parser.parse_args()
     counts = ("rollouts", "max_new_tokens", "pairs", "group_size", "response_tokens", "rubric_tokens", "image_side")
     for name in counts:
@@ -126,25 +121,13 @@ def release_payloads(rows: list[dict]) -> list[dict]:
 
 
 def start_proxy(args: argparse.Namespace, model_path: Path, log_path: Path,
-                extra_flags: tuple[str, ...] = ()) -> subprocess.Popen:
+                extra_flags: tuple[str, ...] = ()) -> ServerProcess:
     argv = [sys.executable, str(PROXY_SCRIPT), "--model-path", str(model_path), "--backend", args.backend,
             "--port", str(args.port), "--max-new-tokens", str(args.max_new_tokens), "--dtype", args.dtype,
             "--max-model-len", str(args.max_model_len), *extra_flags]
     if args.enforce_eager:
         argv.append("--enforce-eager")
-    process = subprocess.Popen(argv, stdout=log_path.open("wb"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + args.startup_timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"proxy exited with {process.returncode}; see {log_path}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{args.port}/health", timeout=2).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    process.terminate()
-    sys.exit(f"proxy not healthy after {args.startup_timeout_s}s; see {log_path}")
+    return ServerProcess(argv, f"http://127.0.0.1:{args.port}/health", log_path).wait_healthy(args.startup_timeout_s)
 
 
 def run_release_way(url: str, payloads: list[dict]) -> float:
@@ -315,8 +298,7 @@ def run_grpo(args: argparse.Namespace, model_path: Path, scratch_dir: Path) -> N
             seconds = run_ours(base_url, rows)
             ours[cache] = Measured(seconds, scrape(base_url) - before)
         finally:
-            proxy.terminate()
-            proxy.wait(timeout=60)
+            proxy.stop()
     for cache in settings:
         print(f"(c) offline batched generation{' (prefix cache ' + ('on' if cache else 'off') + ')' if len(settings) > 1 else ''} ...",
               flush=True)
@@ -378,8 +360,7 @@ def main() -> None:
             print(f"(b) {n} concurrent compute_score calls ...", flush=True)
             ours_s = run_ours(base_url, rows)
         finally:
-            proxy.terminate()
-            proxy.wait(timeout=60)
+            proxy.stop()
         print("(c) offline batched generation ...", flush=True)
         offline_s, _ = run_offline(args, model_path, payloads)
 

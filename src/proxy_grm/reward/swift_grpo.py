@@ -12,7 +12,8 @@ ms-swift has no reward-kwargs field, so the settings verl takes from
 
 ms-swift logs one number per reward function; verl logs every key of the reward dict. To keep
 the parts (accuracy, proxy, format, rubric share, proxy calls and failures), each call appends
-one line per rollout to ``<output_dir>/reward_parts.jsonl``; ``summarise_steps`` sums them up per step.
+one line per rollout to ``<output_dir>/reward_parts.jsonl``; ``summarise_steps`` gives the per-step
+summary (``step_summary``: means, and counts of proxy calls and failures).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.datafiles import DataFileError, append_jsonl, iter_jsonl
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import SCORE_KEYS, compute_score
 from proxy_grm.reward.step_metrics import step_summary
@@ -84,20 +86,16 @@ class SwiftProxyGRMReward:
     def _log(self, step: int | None, completions: Sequence[str], parts: list[dict[str, float]]) -> None:
         if self.parts_file is None:
             return
-        self.parts_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.parts_file.open("a", encoding="utf-8") as handle:
-            for completion, part in zip(completions, parts):
-                handle.write(json.dumps({"step": step, **part, "completion": completion}) + "\n")
+        with append_jsonl(self.parts_file) as out:
+            out.write(*({"step": step, **part, "completion": completion} for completion, part in zip(completions, parts)))
 
 
 def summarise_steps(parts_file: Path) -> list[dict[str, float]]:
     """Per training step: ``step_summary`` of its rollouts (means, and counts of proxy calls and failures)."""
     by_step: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for lineno, line in enumerate(parts_file.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                row = json.loads(line)
-                by_step[int(row.pop("step"))].append({key: row[key] for key in SCORE_KEYS})
-            except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise ValueError(f"{parts_file}:{lineno}: not a reward-parts line") from None
+    for lineno, row in iter_jsonl(parts_file):
+        try:
+            by_step[int(row["step"])].append({key: row[key] for key in SCORE_KEYS})
+        except (KeyError, TypeError, ValueError):
+            raise DataFileError(f"{parts_file}:{lineno}: not a reward-parts line") from None
     return [{"step": step, **step_summary(rows)} for step, rows in sorted(by_step.items())]
