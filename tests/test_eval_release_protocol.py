@@ -1,8 +1,9 @@
 """``--protocol release`` builds what the release's eval scripts build, and ``--order`` picks the pair order.
 
-The release's steps are restated here as the reference (``release_inputs``):
-their ``make_conv`` text, their messages (the image path, or 32 frame paths
-picked with ``numpy.linspace`` from the sorted folder), ``apply_chat_template``,
+The reference is the release's own ``make_conv`` (compiled from a verbatim copy
+in ``tests/fixtures/release_eval/``) and its remaining steps restated here
+(``release_inputs``): their messages (the image path, or 32 frame paths picked
+with ``numpy.linspace`` from the sorted folder), ``apply_chat_template``,
 ``process_vision_info(messages, return_video_kwargs=True)`` and one processor
 call. Our runner's rows must give the same text and the same model tensors
 (the video's ``second_per_grid_ts`` is checked against the release's pinned
@@ -19,23 +20,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from helpers import release_make_conv
 from proxy_grm.evaluation import release
 from proxy_grm.evaluation.benchmarks import BENCHMARKS, Order
 from proxy_grm.evaluation.cli import generate_main, score_main
 from proxy_grm.evaluation.fixtures import make_benchmark_fixture
 from proxy_grm.evaluation.runner import RunConfig, answer_rows, load_questions, shown_reversed
-from proxy_grm.prompts import RELEASE_GRM_INSTRUCTION
 
 PAIRS = 8
 TENSORS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")
-
-
-def release_qs(question: str, first: str, second: str) -> str:
-    """The release scripts' ``make_conv`` (its instruction text is checked by hash in test_prompts)."""
-    return RELEASE_GRM_INSTRUCTION + (
-        f"<image>\n[Client Question]\n{question}\n\n[The Start of Chatbot 1's Response]\n{first}\n"
-        f"[The End of Chatbot 1's Response]\n\n[The Start of Chatbot 2's Response]\n{second}\n"
-        f"[The End of Chatbot 2's Response]")
 
 
 def release_inputs(processor: Any, row: dict[str, Any], qs: str) -> dict[str, Any]:
@@ -92,7 +85,7 @@ def test_release_text_and_model_inputs_equal_the_release(tmp_path, capturing, be
         question = questions[index]
         first, second = ((question["rejected"], question["chosen"]) if row["reverse"]
                          else (question["chosen"], question["rejected"]))
-        assert row["qs"] == release_qs(question["prompt"], first, second)
+        assert row["qs"] == release_make_conv(benchmark)(question["prompt"], first, second)
         assert row["critic"] == "<answer>1</answer>"  # stripped, as the release does
         ours, theirs = capturing.captured[0], release_inputs(capturing.inner.processor, question, row["qs"])
         assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()

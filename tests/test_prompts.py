@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
+from helpers import RELEASE_EVAL_SCRIPTS, release_make_conv, release_system_prompt
 from proxy_grm import messages, prompts
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
@@ -69,22 +69,23 @@ def test_three_consumers_share_the_text() -> None:
     assert verl == [{"role": "user", "content": messages.IMAGE_TAG + text}]
 
 
-# sha256 of the release's ``system_prompt`` (the same in its three eval scripts), and of its
-# ``make_conv("What is in picture 0?", "A blue circle, 0.", "A red square, 0.")`` (the snapshot).
-RELEASE_INSTRUCTION_SHA256 = "a7d1d31ba75e6a7837cbbb5bc68b57c5214ab37b962e79f061424f6bafbf6868"
-RELEASE_QS_SHA256 = "3b404a7f9f1a7ba7b987df3f21c9456a2320585fe3cbe1d924c7745be436478e"
+@pytest.mark.parametrize("benchmark", sorted(RELEASE_EVAL_SCRIPTS))
+def test_release_instruction_is_the_release_literal(benchmark: str) -> None:
+    """Against each release eval script's ``system_prompt`` as its source writes it (escapes and line breaks)."""
+    assert prompts.RELEASE_GRM_INSTRUCTION == release_system_prompt(benchmark)
 
 
-def test_release_instruction_is_the_release_text() -> None:
-    """Character for character, its trailing space and blank lines included (hashes, as editors strip)."""
-    text = prompts.RELEASE_GRM_INSTRUCTION
-    assert hashlib.sha256(text.encode()).hexdigest() == RELEASE_INSTRUCTION_SHA256
-    assert "Explain why these criteria (including the mandatory and custom ones) and weights" in text
-    assert "  <justify> \n" in text and text.endswith("\n<answer>1/2</answer>\n")
+@pytest.mark.parametrize("benchmark", sorted(RELEASE_EVAL_SCRIPTS))
+@pytest.mark.parametrize(("response_1", "response_2"), [("A blue circle, 0.", "A red square, 0."),
+                                                        ("A red square, 0.", "A blue circle, 0.")])
+def test_release_prompt_is_the_release_make_conv(benchmark: str, response_1: str, response_2: str) -> None:
+    """Our release ``qs`` is what the release's own ``make_conv`` returns, in both orders."""
+    make_conv = release_make_conv(benchmark)
+    question = "What is in picture 0?"
+    assert prompts.release_grm_prompt(question, response_1, response_2) == make_conv(question, response_1, response_2)
 
 
-def test_release_prompt_equals_release_qs() -> None:
+def test_release_prompt_snapshot() -> None:
     text = prompts.release_grm_prompt("What is in picture 0?", "A blue circle, 0.", "A red square, 0.")
-    assert hashlib.sha256(text.encode()).hexdigest() == RELEASE_QS_SHA256
     assert text == (SNAPSHOTS / "release_grm_prompt_example.txt").read_text()
     assert "<answer>1/2</answer>\n<image>\n[Client Question]\nWhat is in picture 0?\n\n" in text

@@ -81,6 +81,8 @@ PROXY_DATA_TEMPLATE = """### Data for Evaluation:
 # and custom ones)", indented lines, extra blank lines. ``--protocol release``
 # uses it, character for character, so a checkpoint scores as in the paper's
 # table; nothing else does. (``\x20``: the release has a trailing space there.)
+# tests/test_prompts.py compares it with the release's own literal, evaluated from
+# a verbatim copy of each script (tests/fixtures/release_eval/).
 RELEASE_GRM_INSTRUCTION = """You are provided with an image and a question for this image. Please act as an impartial judge and evaluate the quality of the responses provided by two AI Chatbots to the Client's question displayed below.
 
 
@@ -108,7 +110,6 @@ Important Notes:
 - You need to choose which response is better for the given question and provide a detailed reason enclosed within <eval> and </eval> tags. Conclude with a single numeric choice enclosed within <answer> and </answer> tags:
  Output "1" if Response 1 is better.
  Output "2" if Response 2 is better.
-
 
 
 
