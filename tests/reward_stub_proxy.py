@@ -5,12 +5,15 @@ The fake backend's critique is read off the rubric in the prompt: ``PICK1`` pick
 Response 2 (both or neither: no verdict), so a test controls the proxy reward of each rollout through its
 rubric text; ``TRUNCATED`` marks the critique as cut off at the length limit. In front of the app, a thin
 ASGI layer records every request body (``GET /received``) and can answer the first N requests with 503
-(a proxy still warming up); ``--delay-s`` delays each critique (to be killed mid-batch).
+(a proxy still warming up); ``--delay-s`` delays each critique (to be killed mid-batch); with
+``--batch-size`` the fake engine writes that many critiques at a time, one batch per ``--delay-s`` (a busy
+proxy of known capacity). ``GET /generated`` counts the critiques it wrote.
 ``POST /release/reward`` answers with ``reward`` only, as the release's deployments do.
 
 The pairs the tests send name the images in ``IMAGES``; the server's ``--image-root`` holds them.
 
-    python tests/reward_stub_proxy.py --port P --image-root DIR [--fail-first N] [--delay-s S] [--api-key K]
+    python tests/reward_stub_proxy.py --port P --image-root DIR [--fail-first N] [--delay-s S] [--batch-size B]
+                                      [--api-key K]
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +34,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from proxy_grm.generation import Completion, Messages
 from proxy_grm.proxy_contract import BATCH_PATH, REWARD_PATH, RewardItem
 from proxy_grm.proxy_service.app import ServiceConfig, create_app, score_items
-from proxy_grm.proxy_service.backends import BackendConfig
+from proxy_grm.proxy_service.backends import BackendConfig, BatchingQueue
 from proxy_grm.servers import ServerProcess, free_port
 
 IMAGES = ("i.png", "img/cat.png")
@@ -44,25 +48,41 @@ def stub_verdict(rubric: str) -> int | None:
 
 
 class RubricPickBackend:
-    """A ``ProxyBackend`` whose critique follows the PICK1/PICK2/TRUNCATED markers in the prompt."""
+    """A ``ProxyBackend`` whose critique follows the PICK1/PICK2/TRUNCATED markers in the prompt.
+
+    Without ``batch_size`` every request waits ``delay_s`` on its own (any number at once); with it, the
+    requests go through the transformers backend's ``BatchingQueue``: at most ``batch_size`` critiques at
+    a time, each batch taking ``delay_s``, the rest queued (a busy engine of known capacity).
+    """
 
     name = "rubric-pick"
 
-    def __init__(self, delay_s: float):
+    def __init__(self, delay_s: float, batch_size: int | None = None):
         self.delay_s = delay_s
+        self.generated = 0  # critiques the "engine" wrote (a dropped request is never written)
+        self._queue = BatchingQueue(self._generate_batch, batch_size, batch_wait_ms=2.0) if batch_size else None
+
+    @staticmethod
+    def critique(messages: Messages) -> Completion:
+        text = " ".join(part["text"] for part in messages[-1]["content"] if part.get("type") == "text")
+        verdict = stub_verdict(text)
+        return Completion(f"<answer>{verdict}</answer>" if verdict else "no verdict", truncated="TRUNCATED" in text)
+
+    def _generate_batch(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        time.sleep(self.delay_s)
+        self.generated += len(batch)
+        return [self.critique(messages) for messages in batch]
 
     async def generate(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
+        if self._queue is not None:
+            return list(await asyncio.gather(*(self._queue.submit(m, max_new_tokens) for m in batch)))
         await asyncio.sleep(self.delay_s)
-        critiques = []
-        for messages in batch:
-            text = " ".join(part["text"] for part in messages[-1]["content"] if part.get("type") == "text")
-            verdict = stub_verdict(text)
-            critique = f"<answer>{verdict}</answer>" if verdict else "no verdict"
-            critiques.append(Completion(critique, truncated="TRUNCATED" in text))
-        return critiques
+        self.generated += len(batch)
+        return [self.critique(messages) for messages in batch]
 
     def close(self) -> None:
-        pass
+        if self._queue is not None:
+            self._queue.close()
 
 
 class RecordAndFail:
@@ -107,10 +127,16 @@ class RecordAndFail:
         await send({"type": "http.response.body", "body": body})
 
 
-def build_app(image_root: Path, fail_first: int, delay_s: float, api_key: str | None) -> ASGIApp:
+def build_app(image_root: Path, fail_first: int, delay_s: float, api_key: str | None,
+              batch_size: int | None = None) -> ASGIApp:
     config = ServiceConfig(backend=BackendConfig(model_path=Path("rubric-pick"), backend="rubric-pick"),
                            api_key=api_key, image_root=image_root)
-    app: FastAPI = create_app(config, backend_loader=lambda _: RubricPickBackend(delay_s))
+    app: FastAPI = create_app(config, backend_loader=lambda _: RubricPickBackend(delay_s, batch_size))
+
+    @app.get("/generated")
+    async def generated() -> int:
+        """Critiques the fake engine wrote (aborted ones excluded)."""
+        return app.state.backend.generated
 
     @app.post(RELEASE_PATH)
     async def release_reward(item: RewardItem) -> dict[str, float]:
@@ -141,9 +167,10 @@ def main() -> None:
     parser.add_argument("--image-root", type=Path, required=True)
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--delay-s", type=float, default=0.0)
+    parser.add_argument("--batch-size", type=int, help="critiques at a time (each batch takes --delay-s)")
     parser.add_argument("--api-key")
     args = parser.parse_args()
-    app = build_app(args.image_root.resolve(), args.fail_first, args.delay_s, args.api_key)
+    app = build_app(args.image_root.resolve(), args.fail_first, args.delay_s, args.api_key, args.batch_size)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -422,6 +422,47 @@ def test_metrics_count_the_requests_sent_during_a_load(server: Server) -> None:
     assert health["truncated_critiques"] == after[("proxy_grm_truncated_critiques_total", ())]
 
 
+def test_requests_whose_callers_left_are_aborted(server: Server) -> None:
+    """128 requests, their callers gone once the service holds them all: each is written or aborted, never both.
+
+    With vLLM the engine itself counts the aborts (``vllm:request_success_total{finished_reason="abort"}``):
+    cancelling the generation reaches ``AsyncLLM.abort``.
+    """
+    sent = 128
+    before = scrape(server.url)
+
+    async def leave() -> None:
+        async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=300,
+                                     limits=httpx.Limits(max_connections=sent)) as client:
+            posts = [asyncio.ensure_future(client.post("/get_reward_mllm", json=item(question=f"Leaving {i}?")))
+                     for i in range(sent)]
+            deadline = time.monotonic() + 60
+            while (await asyncio.to_thread(scrape, server.url))[("proxy_grm_requests_in_flight", ())] < sent:
+                assert time.monotonic() < deadline, "the service never held every request"
+                await asyncio.sleep(0.02)
+            for post in posts:
+                post.cancel()
+            await asyncio.gather(*posts, return_exceptions=True)
+
+    asyncio.run(leave())
+    deadline = time.monotonic() + 120
+    while (after := scrape(server.url))[("proxy_grm_requests_in_flight", ())] > 0:
+        assert time.monotonic() < deadline, "requests of callers that left are still held"
+        time.sleep(0.1)
+    written = delta(after, before, "proxy_grm_critiques_total")
+    aborted = delta(after, before, "proxy_grm_aborted_critiques_total")
+    assert aborted >= 1 and written + aborted == sent, (written, aborted)
+    assert delta(after, before, "proxy_grm_errors_total", kind="client_left") == aborted
+    if server.backend == "vllm":
+        # vLLM's front end aborts without counting it in request_success; the engine's own token counter shows
+        # the aborted critiques were not written out (the random tiny model writes MAX_NEW_TOKENS each).
+        tokens = total(after, "vllm:generation_tokens_total") - total(before, "vllm:generation_tokens_total")
+        assert tokens < sent * MAX_NEW_TOKENS, (tokens, written, aborted)
+        assert total(after, "vllm:num_requests_running") + total(after, "vllm:num_requests_waiting") == 0
+    assert httpx.get(server.url + "/health").json()["aborted_critiques"] == after[
+        ("proxy_grm_aborted_critiques_total", ())]
+
+
 def total(samples: Samples, name: str) -> float:
     """A metric summed over its labels (vLLM labels its counters by model and engine)."""
     return sum(value for (sample, _), value in samples.items() if sample == name)

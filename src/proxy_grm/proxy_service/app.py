@@ -40,6 +40,7 @@ logger = logging.getLogger("proxy_grm.proxy")
 
 OPEN_PATHS = frozenset({"/health", "/metrics"})
 METERED_PATHS = frozenset({"/get_reward_mllm", "/get_reward_mllm_batch", "/check_images"})  # others: "other"
+CLIENT_LEFT_STATUS = 499  # nginx's "client closed request": logged and counted, never sent
 MAX_ASPECT_RATIO = 200  # qwen_vl_utils.smart_resize refuses longer/shorter side ratios above this
 # The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
 # can run past 1,024 tokens; a critique cut off there has no <answer> and its last stray digit
@@ -109,6 +110,37 @@ def judge(critique: str, answer: int, request_id: str | int | None = None) -> Re
     verdict = parse_verdict(critique, Fallback.LAST_DIGIT)
     return RewardResult(reward=1.0 if verdict == answer else -1.0, verdict=verdict, critique=critique,
                         truncated=getattr(critique, "truncated", False), id=request_id)
+
+
+class ClientLeft(Exception):
+    """The caller closed its connection before its critiques were written."""
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has closed the connection (the body is read: the next message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def score_for(request: Request, items: list[RewardItem], fields: list[str]) -> list[RewardResult]:
+    """``score_items`` for one HTTP request; when its caller leaves first, the critiques are aborted.
+
+    Cancelling the generation aborts the engine's requests (vLLM's ``AsyncLLM.generate`` aborts on
+    cancellation; the transformers backend drops them from its queue), so a client that timed out and
+    retried does not leave the proxy writing critiques nobody reads. Counted in ``aborted_critiques``.
+    """
+    work = asyncio.ensure_future(score_items(request.app, items, fields))
+    gone = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait((work, gone), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not work.done():
+            work.cancel()
+            request.app.state.metrics.aborted_critiques.inc(len(items))
+    if not work.done() or work.cancelled():
+        raise ClientLeft
+    return work.result()
 
 
 async def score_items(app: FastAPI, items: list[RewardItem], fields: list[str]) -> list[RewardResult]:
@@ -196,6 +228,9 @@ class GuardAndLog:
                 await rejection(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except ClientLeft:
+            status = status or CLIENT_LEFT_STATUS
+            state.update(summary="client_left", error_kind="client_left")
         except Exception as error:  # noqa: BLE001 - a failed generation must not stop the server
             logger.exception("id=%s failed", request_id)
             state.update(summary=f"error={type(error).__name__}", error_kind="server_error")
@@ -254,7 +289,9 @@ def create_app(config: ServiceConfig,
     async def health() -> HealthResponse:
         return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name,
                               max_new_tokens=config.max_new_tokens, critiques=metrics.count("critiques"),
-                              truncated_critiques=metrics.count("truncated_critiques"))
+                              truncated_critiques=metrics.count("truncated_critiques"),
+                              pending_critiques=metrics.gauge("pending_critiques"),
+                              aborted_critiques=metrics.count("aborted_critiques"))
 
     @app.get("/metrics")
     async def prometheus_metrics() -> Response:
@@ -280,7 +317,7 @@ def create_app(config: ServiceConfig,
     async def get_reward_mllm(item: RewardItem, request: Request) -> dict[str, Any]:
         """The release's endpoint: one item in, ``{"reward", "verdict", "critique"}`` out."""
         request.state.items = 1
-        results = await score_items(request.app, [item], ["image"])
+        results = await score_for(request, [item], ["image"])
         request.state.summary = _summary(results)
         return results[0].to_json()
 
@@ -289,7 +326,7 @@ def create_app(config: ServiceConfig,
         """Many items in one request; results in request order."""
         request.state.items = len(batch.items)
         fields = [f"items[{index}].image" for index in range(len(batch.items))]
-        results = await score_items(request.app, batch.items, fields)
+        results = await score_for(request, batch.items, fields)
         request.state.summary = _summary(results)
         return {"results": [result.to_json() for result in results]}
 

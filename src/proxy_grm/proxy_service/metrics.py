@@ -11,6 +11,7 @@ Counted for the reward endpoints (``/health`` and ``/metrics`` themselves are no
 | ``proxy_grm_pending_critiques``          | critiques asked of the engine and not yet written        |
 | ``proxy_grm_critiques_total``            | critiques written                                        |
 | ``proxy_grm_truncated_critiques_total``  | of those, the ones cut off at ``--max-new-tokens``       |
+| ``proxy_grm_aborted_critiques_total``    | critiques dropped because their caller left (status 499) |
 
 Each app owns its registry (tests build many apps in one process). ``/metrics`` appends the
 process-wide default registry: the process and GC collectors, and with the vLLM backend the
@@ -26,7 +27,8 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 # A critique takes from a fraction of a second (tiny models) to minutes (long critiques, a busy engine).
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
 # The error kinds the service tells apart; any other 4xx/5xx is counted as ``http_<status>``.
-ERROR_KINDS = ("unauthorized", "content_type", "too_large", "invalid_request", "bad_image", "server_error")
+ERROR_KINDS = ("unauthorized", "content_type", "too_large", "invalid_request", "bad_image", "server_error",
+               "client_left")
 
 
 class ServiceMetrics:
@@ -47,6 +49,9 @@ class ServiceMetrics:
         self.critiques = Counter("proxy_grm_critiques", "Critiques written", registry=self.registry)
         self.truncated_critiques = Counter("proxy_grm_truncated_critiques",
                                            "Critiques cut off at --max-new-tokens", registry=self.registry)
+        self.aborted_critiques = Counter("proxy_grm_aborted_critiques",
+                                         "Critiques dropped because their caller closed the connection",
+                                         registry=self.registry)
 
     def observe(self, endpoint: str, status: int, latency_s: float, error_kind: str | None) -> None:
         """Count one answered request."""
@@ -58,6 +63,10 @@ class ServiceMetrics:
     def count(self, name: str) -> int:
         """The current value of one of this app's unlabelled counters (``/health`` reports them)."""
         return int(self.registry.get_sample_value(f"proxy_grm_{name}_total") or 0)
+
+    def gauge(self, name: str) -> int:
+        """The current value of one of this app's unlabelled gauges."""
+        return int(self.registry.get_sample_value(f"proxy_grm_{name}") or 0)
 
     def exposition(self) -> bytes:
         """The Prometheus text format: this app's metrics, then the process-wide ones (vLLM's among them)."""

@@ -34,3 +34,5 @@ class HealthResponse(BaseModel):
     max_new_tokens: int
     critiques: int = Field(description="critiques written since start-up")
     truncated_critiques: int = Field(description="of those, the ones cut off at max_new_tokens")
+    pending_critiques: int = Field(0, description="critiques asked of the engine and not yet written")
+    aborted_critiques: int = Field(0, description="critiques dropped because their caller left")

@@ -1,12 +1,25 @@
-"""Async HTTP client for the proxy service: pooled, replica-aware, bounded retries.
+"""Async HTTP client for the proxy service: pooled, replica-aware, liveness-checked, bounded retries.
 
 One ``ProxyPool`` per event loop and settings (an HTTP session cannot be shared
 across loops; verl runs one loop per reward worker process). Each call goes
 to the replica with the fewest calls in flight (ties rotate), retries connection
-errors, timeouts, 429 and 5xx with exponential backoff on another replica when
-there is one, and then raises ``ProxyUnavailableError`` naming the URL and cause.
-A 4xx or a malformed answer is not retried: it means a bad request or a server
-that does not speak this protocol, and retrying would hide it.
+errors, a replica found dead, 429 and 5xx with exponential backoff on another
+replica when there is one, and then raises ``ProxyUnavailableError`` naming the URL
+and cause. A 4xx or a malformed answer is not retried: it means a bad request or a
+server that does not speak this protocol, and retrying would hide it.
+
+A busy proxy is not a dead one. At the release's step size (2,048 rollouts, 8 reward
+workers) calls wait in our connection pool and in the service's queue for many times
+what one critique takes, so no timeout runs on a call itself (aiohttp's ``total``
+would count the wait for a pooled connection). Liveness is watched per replica
+instead (``ReplicaWatch``): while calls wait on a replica, its ``/health`` is asked
+every ``probe_interval(timeout_s)`` seconds on a connection of its own; the replica is
+dead, and its waiting calls fail over to a retry, when for ``timeout_s`` it has not
+answered ``/health`` (a hung or stopped process, a lost host) or has finished no
+critique (its ``/health`` counter; an engine that stopped while the server still
+answers). ``timeout_s`` is therefore the longest the proxy may take to serve, not
+to queue: a hung proxy fails each attempt within ``timeout_s + probe_interval``.
+A proxy without ``/health`` counters (the release's) is judged by answering alone.
 
 Retry warnings are logged once per endpoint and round (``WarningBatch``): a proxy
 restart during a 2,048-rollout step fails every call within milliseconds, and one
@@ -25,6 +38,7 @@ import asyncio
 import itertools
 import json
 import logging
+import time
 import weakref
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -32,13 +46,24 @@ from typing import Any
 
 import aiohttp
 
-from proxy_grm.reward.settings import RewardSettings
+from proxy_grm.reward.settings import RewardSettings, base_url
 
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_BACKOFF_S = 30.0
 WARNING_WINDOW_S = 1.0  # longest a warning waits for the identical ones of other calls
+MAX_PROBE_INTERVAL_S = 5.0
+CONNECT_TIMEOUT_S = 30.0  # the TCP connect alone (a host that is gone), never the wait for a pooled connection
+
+
+def probe_interval(timeout_s: float) -> float:
+    """How often a replica with calls waiting is asked ``/health``: 5 s, or a quarter of ``timeout_s`` if less.
+
+    >>> probe_interval(120), probe_interval(2)
+    (5.0, 0.5)
+    """
+    return min(MAX_PROBE_INTERVAL_S, timeout_s / 4)
 
 
 class ProxyCallError(RuntimeError):
@@ -101,18 +126,83 @@ class WarningBatch:
             self._log(key)
 
 
+class ReplicaWatch:
+    """Liveness of one replica while calls wait on it (see the module docstring).
+
+    ``dead`` is a future the waiting calls race their request against; it gets the cause when
+    the replica is found dead, and a fresh one replaces it for the calls that come after.
+    """
+
+    def __init__(self, url: str, probes: aiohttp.ClientSession, timeout_s: float, waiting: Callable[[], int]):
+        self.health_url = base_url(url) + "/health"
+        self.probes, self.timeout_s, self.waiting = probes, timeout_s, waiting
+        self.dead: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._task: asyncio.Task[None] | None = None
+
+    def ensure_running(self) -> asyncio.Future[str]:
+        """Start watching (if not already); the future the caller's request races against."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._watch())
+        return self.dead
+
+    async def _probe(self) -> int | None:
+        """Ask ``/health``; its critique counter, or None when it has none. Raises when it does not answer."""
+        async with self.probes.get(self.health_url) as response:
+            text = await response.text(errors="replace")
+        try:
+            critiques = json.loads(text).get("critiques")
+        except (ValueError, AttributeError):
+            return None
+        return critiques if isinstance(critiques, int) and not isinstance(critiques, bool) else None
+
+    async def _watch(self) -> None:
+        interval = probe_interval(self.timeout_s)
+        answered = progressed = time.monotonic()
+        critiques: int | None = None
+        while self.waiting() > 0:
+            try:
+                count = await asyncio.wait_for(self._probe(), self.timeout_s)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                pass
+            else:
+                answered = time.monotonic()
+                if count is None or count != critiques:
+                    progressed, critiques = answered, count
+            now = time.monotonic()
+            if now - answered >= self.timeout_s:
+                self._declare_dead(f"did not answer {self.health_url} for {now - answered:.0f}s (timeout_s)")
+                answered = progressed = now
+            elif now - progressed >= self.timeout_s:
+                self._declare_dead(f"finished no critique for {now - progressed:.0f}s (timeout_s) while "
+                                   f"{self.waiting()} call(s) waited")
+                answered = progressed = now
+            await asyncio.sleep(interval)
+
+    def _declare_dead(self, cause: str) -> None:
+        self.dead.set_result(cause)
+        self.dead = asyncio.get_running_loop().create_future()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class ProxyPool:
     """The proxy replicas of one settings object, seen from one event loop."""
 
     def __init__(self, settings: RewardSettings):
         headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
         self.endpoints = settings.proxy_endpoints
+        # No total, connect or read timeout: a call may wait as long as the replica keeps serving (ReplicaWatch).
         self.session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=min(CONNECT_TIMEOUT_S, settings.timeout_s)),
             headers=headers,
             connector=aiohttp.TCPConnector(limit=settings.max_connections),
         )
+        self.probes = aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=len(self.endpoints)))
         self.in_flight = dict.fromkeys(self.endpoints, 0)
+        self.watches = {url: ReplicaWatch(url, self.probes, settings.timeout_s, lambda url=url: self.in_flight[url])
+                        for url in self.endpoints}
         self._turn = itertools.count()
         self.warnings = WarningBatch()
 
@@ -123,13 +213,23 @@ class ProxyPool:
         rotated = candidates[start:] + candidates[:start]
         return min(rotated, key=self.in_flight.__getitem__)
 
+    async def _request(self, url: str, payload: dict[str, Any]) -> tuple[int, str]:
+        async with self.session.post(url, json=payload) as response:
+            return response.status, await response.text(errors="replace")
+
     async def _post_once(self, url: str, payload: dict[str, Any]) -> tuple[float, bool]:
         self.in_flight[url] += 1
+        request = asyncio.ensure_future(self._request(url, payload))
         try:
-            async with self.session.post(url, json=payload) as response:
-                status, text = response.status, await response.text(errors="replace")
+            dead = self.watches[url].ensure_running()
+            await asyncio.wait((request, dead), return_when=asyncio.FIRST_COMPLETED)
+            if not request.done():
+                raise _Retryable(f"replica found dead: {dead.result()}")
+            status, text = request.result()
         finally:
             self.in_flight[url] -= 1
+            if not request.done():
+                request.cancel()  # closes the connection: the service aborts the critique
         if status in RETRYABLE_STATUS:
             raise _Retryable(f"HTTP {status}: {text[:200]}")
         if status != 200:
@@ -177,7 +277,10 @@ class ProxyPool:
 
     async def aclose(self) -> None:
         self.warnings.flush()
+        for watch in self.watches.values():
+            watch.close()
         await self.session.close()
+        await self.probes.close()
 
 
 class _Retryable(Exception):
