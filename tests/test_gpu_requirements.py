@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from helpers import REPO_ROOT
 from proxy_grm.launch.checks import pinned_requirements
@@ -41,8 +42,9 @@ def uv_compile(requirements: Path, tmp_path: Path) -> str:
 
 
 def resolved(lock: str) -> dict[str, str]:
-    return {line.split("==")[0]: line.split("==")[1].split()[0] for line in lock.splitlines() if "==" in line
-            and not line.startswith("#")}
+    """Resolved versions by canonical name (uv writes ``transferqueue`` for ``TransferQueue``)."""
+    return {canonicalize_name(line.split("==")[0]): line.split("==")[1].split()[0] for line in lock.splitlines()
+            if "==" in line and not line.startswith("#")}
 
 
 @pytest.mark.slow
@@ -54,7 +56,8 @@ def test_gpu_requirements_resolve_to_their_pins(name: str, tmp_path: Path) -> No
         if pin.name == "flash-attn":
             continue
         want = next(spec.version for spec in pin.specifier)
-        assert versions.get(pin.name) == want, f"{name}: {pin.name} resolves to {versions.get(pin.name)}, pins {want}"
+        have = versions.get(canonicalize_name(pin.name))
+        assert have == want, f"{name}: {pin.name} resolves to {have}, pins {want}"
 
 
 def test_flash_attn_wheel_matches_verl_and_the_pinned_torch() -> None:

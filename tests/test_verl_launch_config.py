@@ -22,6 +22,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
 from proxy_grm.reward import RewardSettings, resolve_settings
+from proxy_grm.reward.score import verl_compute_score
 
 GRM_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_grm.sh"
 RL_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_rl.sh"
@@ -81,7 +82,8 @@ def test_grm_reward_function_path_name_kwargs(grm_config: DictConfig) -> None:
     # verl's own loader finds our async function and binds exactly these kwargs
     bound = get_custom_reward_fn(grm_config)
     raw_fn, kwargs = bound.args
-    assert raw_fn.__name__ == "compute_score" and asyncio.iscoroutinefunction(raw_fn)
+    # the trainer's variant: a proxy failure is recorded for the trainer's guard, not raised into verl's agent loop
+    assert raw_fn is verl_compute_score and asyncio.iscoroutinefunction(raw_fn)
     settings = resolve_settings(kwargs, env={})
     assert settings.proxy_endpoints == ("http://10.0.0.7:8000/get_reward_mllm", "http://10.0.0.8:8000/get_reward_mllm")
     assert settings.mode.release_id == 7
@@ -99,6 +101,9 @@ def test_grm_data_rollout_batch_and_kl_settings(grm_config: DictConfig) -> None:
     assert (rollout.name, rollout.n, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == (
         "vllm", 8, 2, 0.6)
     assert dict(rollout.engine_kwargs.vllm) == {}, "every key here becomes a vLLM flag: see test_rollout_engine_flags"
+    # prompt + response, not the model's 128k max_position_embeddings, which verl would take and, with chunked
+    # prefill off, raise max_num_batched_tokens to (verl/workers/rollout/vllm_rollout/vllm_async_server.py)
+    assert (rollout.max_model_len, rollout.enable_chunked_prefill) == (4096 + 8192, False)
     assert (actor.ppo_mini_batch_size, actor.ppo_micro_batch_size_per_gpu, actor.optim.lr) == (128, 8, 3e-7)
     assert (actor.use_kl_loss, actor.kl_loss_coef, actor.kl_loss_type, actor.entropy_coeff) == (
         True, 0.01, "low_var_kl", 0)

@@ -110,6 +110,10 @@ grpo_overrides() {
     actor_rollout_ref.rollout.gpu_memory_utilization="${GPU_MEMORY_UTILIZATION}"
     actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"
     actor_rollout_ref.rollout.enable_chunked_prefill=False
+    # Without it verl takes the model's max_position_embeddings (128k for Qwen2.5-VL) and, chunked prefill
+    # being off, raises max_num_batched_tokens to match, so vLLM profiles a 128k-token batch beside the actor
+    # (verl/workers/rollout/vllm_rollout/vllm_async_server.py). A rollout never needs more than this.
+    actor_rollout_ref.rollout.max_model_len="$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
     actor_rollout_ref.rollout.enforce_eager=True
     actor_rollout_ref.rollout.free_cache_engine=True
     actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"

@@ -38,6 +38,10 @@ MAX_LENGTH="${MAX_LENGTH:-8192}"
 WARMUP_RATIO="${WARMUP_RATIO:-0.05}"
 SPLIT_RATIO="${SPLIT_RATIO:-0.01}"
 SAVE_STEPS="${SAVE_STEPS:-100}"
+# The held-out split (SPLIT_RATIO) is evaluated with every checkpoint (ms-swift's own default when
+# eval_steps is unset, swift/arguments/sft_args.py _init_eval_strategy), so each saved checkpoint has a
+# held-out loss beside it; the release's --eval_steps -1 evaluated it once, at the very end. -1 restores that.
+EVAL_STEPS="${EVAL_STEPS:-${SAVE_STEPS}}"
 SAVE_TOTAL_LIMIT="${SAVE_TOTAL_LIMIT:-10}"
 LOGGING_STEPS="${LOGGING_STEPS:-5}"
 NUM_WORKERS="${NUM_WORKERS:-4}"
@@ -90,7 +94,7 @@ cmd=(
   --per_device_train_batch_size "${BATCH_SIZE}"
   --learning_rate "${LEARNING_RATE}"
   --gradient_accumulation_steps "${GRAD_ACCUM}"
-  --eval_steps -1
+  --eval_steps "${EVAL_STEPS}"
   --save_steps "${SAVE_STEPS}"
   --save_total_limit "${SAVE_TOTAL_LIMIT}"
   --logging_steps "${LOGGING_STEPS}"

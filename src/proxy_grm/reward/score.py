@@ -20,8 +20,17 @@ Every call returns the same keys, all numbers (verl stacks them into arrays):
 | has_rubric      | 1 when the rollout holds ``</rubric>``          |                    |
 | proxy_called    | 1 when the proxy answered                       |                    |
 | proxy_failed    | 1 when the call failed and was scored as p = 0  |                    |
+| proxy_failed_replica | which replica failed last: its 1-based index in ``proxy_url``; 0 when none | |
 | proxy_attempts  | HTTP attempts made (retries + 1; 0 if no call)  |                    |
 | proxy_truncated | 1 when the proxy's critique hit its length cap  |                    |
+
+When the proxy cannot judge, ``compute_score`` raises ``ProxyCallError`` (``on_failure=raise``, the
+default) or scores p = 0 and counts it (``score_as_release``). Under verl the raise would lose the
+rollout in silence: verl 0.9.1's v1 agent loop logs a reward function's exception, stores nothing for
+that rollout and trains on the rest (``trainer/ppo/v1/agent_loop_tq.py``, ``_run_prompt``). So the
+function verl loads (``verl_compute_score``, exported by ``verl/proxy_grm_reward.py``) records the failure
+in the reward dict instead, and the trainer (``proxy_grm.verl_trainer``) stops the run before that step's
+update, naming the replica(s), unless ``on_failure=score_as_release``.
 
 Deviation from the release: a rollout without ``</rubric>`` is not sent to the
 proxy and gets p = -1 (the release sent the whole text as a "rubric"). Bad rows
@@ -40,7 +49,7 @@ from proxy_grm.reward.settings import RewardSettings, resolve_settings
 
 SCORE_KEYS = (
     "score", "accuracy_reward", "proxy_reward", "format_reward", "verdict_correct", "well_formatted",
-    "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_attempts",
+    "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_failed_replica", "proxy_attempts",
     "proxy_truncated",
 )
 PAIR_FIELDS = ("question", "chosen", "rejected", "image")
@@ -67,14 +76,18 @@ def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: 
 
 
 async def score_rollout(settings: RewardSettings, data_source: str, solution_str: str, ground_truth: Any,
-                        extra_info: Any) -> dict[str, float]:
-    """The reward dict of one rollout under explicit settings."""
+                        extra_info: Any, record_failures: bool = False) -> dict[str, float]:
+    """The reward dict of one rollout under explicit settings.
+
+    ``record_failures``: a proxy failure under ``on_failure=raise`` is recorded (``proxy_failed``, p = 0)
+    rather than raised, for a trainer that stops the run itself (verl's swallows exceptions).
+    """
     verdict = parse_verdict(solution_str)
     correct = verdict is not None and verdict == parse_label(ground_truth)
     accuracy = 1.0 if correct else -1.0
     formatted = settings.use_format and is_well_formatted(solution_str)
     rubric = extract_rubric(solution_str)
-    judgement, called, failed, attempts, truncated = 0, 0, 0, 0, False
+    judgement, called, failed, failed_replica, attempts, truncated = 0, 0, 0, 0, 0, False
 
     if settings.use_proxy:
         if rubric is None:
@@ -84,13 +97,15 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
             try:
                 result = await get_pool(settings).judge(payload, settings.max_retries, settings.backoff_s)
             except ProxyCallError as error:
-                if settings.on_failure == "raise":
+                if settings.on_failure == "raise" and not record_failures:
                     raise
-                get_pool(settings).warnings.add(
-                    ("scored_as_release", error.url), WARNING_WINDOW_S,
-                    lambda calls, error=error: f"{error}; {calls} call(s) scored as the release did "
-                                               "(proxy reward 0, on_failure=score_as_release)")
+                if settings.on_failure == "score_as_release":
+                    get_pool(settings).warnings.add(
+                        ("scored_as_release", error.url), WARNING_WINDOW_S,
+                        lambda calls, error=error: f"{error}; {calls} call(s) scored as the release did "
+                                                   "(proxy reward 0, on_failure=score_as_release)")
                 failed, attempts = 1, error.attempts
+                failed_replica = settings.proxy_endpoints.index(error.url) + 1
             else:
                 judgement, called, attempts, truncated = int(result.reward), 1, result.attempts, result.truncated
         accuracy, proxy = settings.mode.apply(correct, judgement)
@@ -109,6 +124,7 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
         "has_rubric": float(rubric is not None),
         "proxy_called": float(called),
         "proxy_failed": float(failed),
+        "proxy_failed_replica": float(failed_replica),
         "proxy_attempts": float(attempts),
         "proxy_truncated": float(truncated),
     }
@@ -128,3 +144,14 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any, 
     """
     settings = resolve_settings(reward_kwargs)
     return await score_rollout(settings, data_source, solution_str, ground_truth, extra_info)
+
+
+async def verl_compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
+                             **reward_kwargs: Any) -> dict[str, float]:
+    """``compute_score`` for verl's trainer: a proxy failure is in the reward dict, never an exception.
+
+    verl would drop a rollout whose reward raised and train on the rest; recorded, the failure reaches
+    ``proxy_grm.verl_trainer``, which stops the run under ``on_failure=raise`` naming the replica.
+    """
+    settings = resolve_settings(reward_kwargs)
+    return await score_rollout(settings, data_source, solution_str, ground_truth, extra_info, record_failures=True)
