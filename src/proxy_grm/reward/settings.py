@@ -26,9 +26,13 @@ URL and is used as is; without it, ``ip``/``api_port`` (if either is set, or
 ``use_api=1``) give ``http://{ip}:{api_port}/get_reward_mllm`` with the release's
 defaults ``0.0.0.0`` and ``20240``.
 
+``timeout_s``: the longest a replica may go, while calls wait on it, without answering
+``/health`` or finishing a critique; a call itself may wait longer (``proxy_client``).
+
 ``on_failure``: ``raise`` (a proxy that stays unreachable stops training with an
-error naming the URL) or ``score_as_release`` (score the call as the release did,
-proxy reward 0, and count it in ``proxy_failed``).
+error naming the URL: ``compute_score`` raises; under verl the failure is recorded
+and ``proxy_grm.verl_trainer`` stops the run) or ``score_as_release`` (score the call
+as the release did, proxy reward 0, and count it in ``proxy_failed``).
 
 ``RewardSettings`` is a pydantic model: it types, bounds and coerces every value
 (``"0"``/``"1"``/``"true"`` for switches, digit strings for numbers), refuses

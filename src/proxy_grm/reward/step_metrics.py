@@ -12,12 +12,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 COUNT_KEYS = ("proxy_called", "proxy_failed", "proxy_truncated")
+NOT_SUMMARISED = frozenset({"proxy_failed_replica"})  # an index into proxy_url: the trainer's guard reads it
 
 
 def step_summary(parts: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Per key: the mean over rollouts, or the sum for ``COUNT_KEYS``; plus ``proxy_retries`` and ``rollouts``.
 
-    Every numeric key the reward function returned is kept (a key some rollouts lack is averaged
+    Every numeric key the reward function returned but ``NOT_SUMMARISED`` is kept (a key some rollouts lack is averaged
     over those that have it). ``proxy_retries`` counts the HTTP attempts beyond each call's first.
 
     >>> step_summary([{"score": 1.0, "proxy_called": 1.0, "proxy_attempts": 3.0},
@@ -27,7 +28,7 @@ def step_summary(parts: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     values: dict[str, list[float]] = {}
     for part in parts:
         for key, value in part.items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and key not in NOT_SUMMARISED:
                 values.setdefault(key, []).append(float(value))
     summary = {"rollouts": float(len(parts))}
     for key, column in sorted(values.items()):
