@@ -44,7 +44,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rollouts", type=int, default=2048, help="one step: train_batch_size x rollout.n")
     parser.add_argument("--max-batch-size", type=int, default=32, help="critiques the proxy writes at a time")
     parser.add_argument("--max-new-tokens", type=int, default=16, help="critique length")
-    parser.add_argument("--timeout-s", type=float, default=5.0, help="the reward's timeout_s")
+    parser.add_argument("--timeout-s", type=float, default=15.0,
+                        help="the reward's timeout_s: must exceed the time the proxy takes for one batch")
     parser.add_argument("--max-connections", type=int, default=100, help="the reward's pool (its default)")
     add_engine_args(parser, port=18743)
     args = parser.parse_args()

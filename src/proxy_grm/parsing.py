@@ -108,6 +108,40 @@ def extract_rubric(text: str) -> str | None:
     return rubric
 
 
+# A rubric is criteria any evaluator can apply to the responses' content, in either order. These name a
+# response by its position, or carry the verdict itself: the proxy can then follow the words, not the content.
+_NAMED = r"(?:response|chatbot|answer|assistant|candidate|reply|output)"  # not "option"/"choice": MCQ content
+_LEAK_PATTERNS = (
+    ("answer tag", re.compile(r"<\s*/?\s*answer\s*>", re.IGNORECASE)),
+    ("position tag", re.compile(r"<\s*/?\s*(?:quote|summary)_[12]\s*>", re.IGNORECASE)),
+    ("response by number", re.compile(rf"\b{_NAMED}\s*(?:#|no\.?\s*)?[12](?![\d.,%]\d|\s*%)\b", re.IGNORECASE)),
+    ("response by order", re.compile(rf"\b(?:first|second|1st|2nd|former|latter)\s+(?:{_NAMED}|one)s?\b",
+                                     re.IGNORECASE)),
+    ("a number as the winner", re.compile(r"\b[12]\s+(?:is|was)\s+(?:the\s+)?(?:better|best|superior|preferred|"
+                                          r"winner)\b|\b[12]\s+wins\b|\b(?:winner|verdict)\s*(?:is|:)?\s*[12]\b",
+                                          re.IGNORECASE)),
+)
+
+
+def rubric_leak(rubric: str) -> str | None:
+    """Why this rubric leaks the verdict (names a response by position, or says which wins), or None.
+
+    The proxy reward pays a rubric when the proxy, reading it, picks the labelled response; one that
+    writes "Response 2 is more accurate" is paid for its verdict, not its criteria (and twice: accuracy
+    and proxy). Criteria about the content ("the response names two dogs") are not leaks.
+
+    >>> rubric_leak("<rubric>1. Names the colour red (60%) 2. Counts two dogs (40%)</rubric>") is None
+    True
+    >>> rubric_leak("<rubric>Response 2 is more accurate (100%)</rubric>")
+    'response by number: Response 2'
+    """
+    for reason, pattern in _LEAK_PATTERNS:
+        match = pattern.search(rubric)
+        if match:
+            return f"{reason}: {match.group(0).strip()}"
+    return None
+
+
 def extract_eval(text: str) -> str | None:
     """The stripped text inside the first ``<eval>...</eval>``, or None when absent or empty.
 

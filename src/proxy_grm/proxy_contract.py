@@ -69,6 +69,15 @@ class RewardItem(BaseModel):
         """The request body; ``id`` only when set, so a release proxy sees exactly the release's payload."""
         return self.model_dump(exclude_none=True)
 
+    def swapped(self) -> RewardItem:
+        """The same pair and rubric shown in the other order; ``answer`` follows the better response.
+
+        >>> item = RewardItem(question="q", chosen="a", rejected="b", image="i.png", answer="1", rubric="r")
+        >>> (item.swapped().chosen, item.swapped().answer)
+        ('b', 2)
+        """
+        return self.model_copy(update={"chosen": self.rejected, "rejected": self.chosen, "answer": 3 - self.answer})
+
 
 class RewardResult(BaseModel):
     reward: float

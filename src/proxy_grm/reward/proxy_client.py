@@ -46,6 +46,7 @@ from typing import Any
 
 import aiohttp
 
+from proxy_grm.proxy_contract import BATCH_PATH
 from proxy_grm.reward.settings import RewardSettings, base_url
 
 logger = logging.getLogger(__name__)
@@ -217,9 +218,12 @@ class ProxyPool:
         async with self.session.post(url, json=payload) as response:
             return response.status, await response.text(errors="replace")
 
-    async def _post_once(self, url: str, payload: dict[str, Any]) -> tuple[float, bool]:
+    async def _post_once(self, url: str, payloads: list[dict[str, Any]]) -> list[tuple[float, bool]]:
+        """One attempt: one payload to the release's endpoint, several to the batch endpoint (one request)."""
+        target = url if len(payloads) == 1 else base_url(url) + BATCH_PATH
+        body = payloads[0] if len(payloads) == 1 else {"items": payloads}
         self.in_flight[url] += 1
-        request = asyncio.ensure_future(self._request(url, payload))
+        request = asyncio.ensure_future(self._request(target, body))
         try:
             dead = self.watches[url].ensure_running()
             await asyncio.wait((request, dead), return_when=asyncio.FIRST_COMPLETED)
@@ -233,26 +237,30 @@ class ProxyPool:
         if status in RETRYABLE_STATUS:
             raise _Retryable(f"HTTP {status}: {text[:200]}")
         if status != 200:
-            raise ProxyProtocolError(url, f"HTTP {status}: {text[:500]}")
+            raise ProxyProtocolError(target, f"HTTP {status}: {text[:500]}")
         try:
             answer = json.loads(text)
-            reward = answer["reward"]
-        except (ValueError, KeyError, TypeError):
-            raise ProxyProtocolError(url, f"answer has no JSON 'reward': {text[:200]!r}") from None
-        if isinstance(reward, bool) or reward not in (1, -1):
-            raise ProxyProtocolError(url, f"'reward' must be 1.0 or -1.0, got {reward!r}")
-        return float(reward), answer.get("truncated") is True
+            answers = [answer] if len(payloads) == 1 else answer["results"]
+            rewards = [(item["reward"], item.get("truncated") is True) for item in answers]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise ProxyProtocolError(target, f"answer has no JSON 'reward': {text[:200]!r}") from None
+        if len(rewards) != len(payloads):
+            raise ProxyProtocolError(target, f"expected {len(payloads)} results, got {len(rewards)}")
+        for reward, _ in rewards:
+            if isinstance(reward, bool) or reward not in (1, -1):
+                raise ProxyProtocolError(target, f"'reward' must be 1.0 or -1.0, got {reward!r}")
+        return [(float(reward), truncated) for reward, truncated in rewards]
 
-    async def judge(self, payload: dict[str, Any], max_retries: int, backoff_s: float) -> Judgement:
-        """Post one rubric to the proxy; retry transient failures, then raise."""
+    async def judge(self, payloads: list[dict[str, Any]], max_retries: int, backoff_s: float) -> list[Judgement]:
+        """Post rubric(s) to the proxy in one request, one ``Judgement`` each; retry transient failures, then raise."""
         failed: set[str] = set()
         for attempt in range(max_retries + 1):
             url = self.pick(failed)
             try:
-                reward, truncated = await self._post_once(url, payload)
-                return Judgement(reward, truncated, url, attempt + 1)
+                results = await self._post_once(url, payloads)
+                return [Judgement(reward, truncated, url, attempt + 1) for reward, truncated in results]
             except ProxyProtocolError as error:
-                error.attempts = attempt + 1
+                error.url, error.attempts = url, attempt + 1
                 raise
             except (aiohttp.ClientError, asyncio.TimeoutError, _Retryable) as error:
                 cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
