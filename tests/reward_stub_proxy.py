@@ -3,7 +3,9 @@
 Only the model is fake: requests go through the real app's validation, auth, image loading and judging.
 The fake backend's critique is read off the rubric in the prompt: ``PICK1`` picks Response 1, ``PICK2``
 Response 2 (both or neither: no verdict), so a test controls the proxy reward of each rollout through its
-rubric text; ``TRUNCATED`` marks the critique as cut off at the length limit. In front of the app, a thin
+rubric text; ``TRUNCATED`` marks the critique as cut off at the length limit. With ``--gullible`` it follows
+the rubric's words instead (``gullible_verdict``): a position the rubric names wins, else the response that
+holds the rubric's evidence, the proxy a leaking rubric fools. In front of the app, a thin
 ASGI layer records every request body (``GET /received``) and can answer the first N requests with 503
 (a proxy still warming up); ``--delay-s`` delays each critique (to be killed mid-batch); with
 ``--batch-size`` the fake engine writes that many critiques at a time, one batch per ``--delay-s`` (a busy
@@ -13,7 +15,7 @@ proxy of known capacity). ``GET /generated`` counts the critiques it wrote.
 The pairs the tests send name the images in ``IMAGES``; the server's ``--image-root`` holds them.
 
     python tests/reward_stub_proxy.py --port P --image-root DIR [--fail-first N] [--delay-s S] [--batch-size B]
-                                      [--api-key K]
+                                      [--gullible] [--api-key K]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -47,6 +50,30 @@ def stub_verdict(rubric: str) -> int | None:
     return picks.pop() if len(picks) == 1 else None
 
 
+_SHOWN = re.compile(r"\*\*Response 1:\*\* (.*?)\n\*\*Response 2:\*\* (.*?)\n\*\*Evaluation Rubric:\*\* (.*?)\n"
+                    r"\*\*Formatting Requirements", re.DOTALL)
+_POSITION = re.compile(r"\b(?:response\s*([12])|(first|second)\s+(?:response|answer))\b", re.IGNORECASE)
+
+
+def gullible_verdict(prompt: str) -> int | None:
+    """A proxy that follows a rubric's words: a position it names ("Response 2", "the first answer") wins;
+    else the response holding a word of the rubric that the other lacks; else no verdict."""
+    match = _SHOWN.search(prompt)
+    if match is None:
+        return None
+    response_1, response_2, rubric = (part.lower() for part in match.groups())
+    named = _POSITION.search(rubric)
+    if named:
+        return int(named.group(1)) if named.group(1) else (1 if named.group(2).lower() == "first" else 2)
+    words = set(re.findall(r"[a-z]+", rubric))
+    in_1, in_2 = words & set(re.findall(r"[a-z]+", response_1)), words & set(re.findall(r"[a-z]+", response_2))
+    if in_1 - in_2 and not in_2 - in_1:
+        return 1
+    if in_2 - in_1 and not in_1 - in_2:
+        return 2
+    return None
+
+
 class RubricPickBackend:
     """A ``ProxyBackend`` whose critique follows the PICK1/PICK2/TRUNCATED markers in the prompt.
 
@@ -57,15 +84,14 @@ class RubricPickBackend:
 
     name = "rubric-pick"
 
-    def __init__(self, delay_s: float, batch_size: int | None = None):
-        self.delay_s = delay_s
+    def __init__(self, delay_s: float, batch_size: int | None = None, gullible: bool = False):
+        self.delay_s, self.gullible = delay_s, gullible
         self.generated = 0  # critiques the "engine" wrote (a dropped request is never written)
         self._queue = BatchingQueue(self._generate_batch, batch_size, batch_wait_ms=2.0) if batch_size else None
 
-    @staticmethod
-    def critique(messages: Messages) -> Completion:
+    def critique(self, messages: Messages) -> Completion:
         text = " ".join(part["text"] for part in messages[-1]["content"] if part.get("type") == "text")
-        verdict = stub_verdict(text)
+        verdict = gullible_verdict(text) if self.gullible else stub_verdict(text)
         return Completion(f"<answer>{verdict}</answer>" if verdict else "no verdict", truncated="TRUNCATED" in text)
 
     def _generate_batch(self, batch: list[Messages], max_new_tokens: int) -> list[str]:
@@ -128,10 +154,10 @@ class RecordAndFail:
 
 
 def build_app(image_root: Path, fail_first: int, delay_s: float, api_key: str | None,
-              batch_size: int | None = None) -> ASGIApp:
+              batch_size: int | None = None, gullible: bool = False) -> ASGIApp:
     config = ServiceConfig(backend=BackendConfig(model_path=Path("rubric-pick"), backend="rubric-pick"),
                            api_key=api_key, image_root=image_root)
-    app: FastAPI = create_app(config, backend_loader=lambda _: RubricPickBackend(delay_s, batch_size))
+    app: FastAPI = create_app(config, backend_loader=lambda _: RubricPickBackend(delay_s, batch_size, gullible))
 
     @app.get("/generated")
     async def generated() -> int:
@@ -168,9 +194,11 @@ def main() -> None:
     parser.add_argument("--fail-first", type=int, default=0)
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--batch-size", type=int, help="critiques at a time (each batch takes --delay-s)")
+    parser.add_argument("--gullible", action="store_true", help="judge by the rubric's words (gullible_verdict)")
     parser.add_argument("--api-key")
     args = parser.parse_args()
-    app = build_app(args.image_root.resolve(), args.fail_first, args.delay_s, args.api_key, args.batch_size)
+    app = build_app(args.image_root.resolve(), args.fail_first, args.delay_s, args.api_key, args.batch_size,
+                    args.gullible)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import RUBRIC_LEAKS
 from proxy_grm.parsing import (
     Fallback,
     accuracy_reward,
@@ -114,33 +115,7 @@ def test_parse_label():
     assert parse_label("tie") is None
 
 
-# rubric_leak: (rubric, the reason's kind or None). Content criteria, numbered items, weights and counts are
-# not leaks; naming a response by its position or the winner is.
-LEAKS = [
-    ("<rubric>1. Colour accuracy (40%)\n2. Completeness (60%)</rubric>", None),
-    ("<rubric>The response mentions two dogs (50%); the response names the colour red (50%)</rubric>", None),
-    ("<rubric>Does the answer name the colour? Item 1: object count, item 2: colour</rubric>", None),
-    ("<rubric>The first criterion weighs more than the second criterion</rubric>", None),
-    ("<rubric>A 2 px border; responses of 1 or 2 sentences; both responses; the responses' length</rubric>", None),
-    ("<rubric>Which option is correct: option 2 (the blue car) matches the image (100%)</rubric>", None),
-    ("<rubric>Criterion 1 is more important than criterion 2 (70% / 30%)</rubric>", None),
-    ("<rubric>Accuracy of the answer 2.5 kg (100%)</rubric>", None),
-    ("<rubric>Response 2 is more accurate (100%)</rubric>", "response by number"),
-    ("<rubric>Chatbot 1 names the colour</rubric>", "response by number"),
-    ("<rubric>answer #1 is correct</rubric>", "response by number"),
-    ("<rubric>RESPONSE2 wins</rubric>", "response by number"),
-    ("<rubric>the second answer wins</rubric>", "response by order"),
-    ("<rubric>The first response is better on colour</rubric>", "response by order"),
-    ("<rubric>the latter one is right</rubric>", "response by order"),
-    ("<rubric>Colour (100%) <answer>2</answer></rubric>", "answer tag"),
-    ("<rubric>see <quote_1> for the colour</rubric>", "position tag"),
-    ("<rubric>Overall, 2 is better.</rubric>", "a number as the winner"),
-    ("<rubric>Winner: 1</rubric>", "a number as the winner"),
-    ("<rubric>1 wins on colour</rubric>", "a number as the winner"),
-]
-
-
-@pytest.mark.parametrize(("rubric", "kind"), LEAKS)
+@pytest.mark.parametrize(("rubric", "kind"), RUBRIC_LEAKS)
 def test_rubric_leak(rubric: str, kind: str | None) -> None:
     reason = rubric_leak(rubric)
     assert (reason.split(":")[0] if reason else None) == kind, reason

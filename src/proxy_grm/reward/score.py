@@ -1,10 +1,20 @@
 """``compute_score``: the Proxy-GRM GRPO reward, as verl 0.9 calls it.
 
-score = a' + p' + format_weight * f, where a is the accuracy reward (the rollout's
-verdict vs the label), p the proxy reward (did the proxy, given only this
-rollout's rubric, pick the labelled response?), f the format check, and
-``(a', p') = mode(a correct?, p)`` (see ``modes.py``). With the proxy off, the
-score is a + format_weight * f and the mode is not applied, as in the release.
+score = a' + p' + format_weight * f - leak_penalty * leak, where a is the accuracy
+reward (the rollout's verdict vs the label), p the proxy reward (did the proxy,
+given only this rollout's rubric, pick the labelled response?), f the format
+check, leak 1 when the rubric names a response by position or the winner
+(``parsing.rubric_leak``), and ``(a', p') = mode(a correct?, p)`` (see
+``modes.py``). With the proxy off, the score is a + format_weight * f (- the leak
+penalty) and the mode is not applied, as in the release. ``leak_penalty`` is 0 by
+default, the release's reward.
+
+Order-swap check (``proxy_check=swap``, off by default as in the release): the
+proxy judges the rubric twice in one request, the pair as the policy saw it and
+swapped (the label with it). p = +1 when both picks are the labelled response,
+-1 when both are the other, and 0 when they disagree: the proxy followed the
+position the rubric names, not the content it describes, so the rubric decided
+nothing.
 
 Every call returns the same keys, all numbers (verl stacks them into arrays):
 
@@ -16,13 +26,15 @@ Every call returns the same keys, all numbers (verl stacks them into arrays):
 | format_reward   | format_weight * f                               | format_reward      |
 | verdict_correct | 1 when the verdict matches the label, else 0    |                    |
 | well_formatted  | f (0 when the format reward is off)             |                    |
-| proxy_judgement | p before the mode: +1, -1, 0 (no judgement)     |                    |
+| proxy_judgement | p before the mode: +1, -1, 0 (no judgement, or the two orders disagree) | |
 | has_rubric      | 1 when the rollout holds ``</rubric>``          |                    |
 | proxy_called    | 1 when the proxy answered                       |                    |
 | proxy_failed    | 1 when the call failed and was scored as p = 0  |                    |
 | proxy_failed_replica | which replica failed last: its 1-based index in ``proxy_url``; 0 when none | |
 | proxy_attempts  | HTTP attempts made (retries + 1; 0 if no call)  |                    |
 | proxy_truncated | 1 when the proxy's critique hit its length cap  |                    |
+| rubric_leak     | 1 when the rubric leaks the verdict (``rubric_leak``) |              |
+| proxy_consistent | 1 when the swap check ran and both orders agreed (0 without it) |    |
 
 When the proxy cannot judge, ``compute_score`` raises ``ProxyCallError`` (``on_failure=raise``, the
 default) or scores p = 0 and counts it (``score_as_release``). Under verl the raise would lose the
@@ -42,7 +54,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_label, parse_verdict
+from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_label, parse_verdict, rubric_leak
 from proxy_grm.proxy_contract import RewardItem
 from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, get_pool
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
@@ -50,7 +62,7 @@ from proxy_grm.reward.settings import RewardSettings, resolve_settings
 SCORE_KEYS = (
     "score", "accuracy_reward", "proxy_reward", "format_reward", "verdict_correct", "well_formatted",
     "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_failed_replica", "proxy_attempts",
-    "proxy_truncated",
+    "proxy_truncated", "rubric_leak", "proxy_consistent",
 )
 PAIR_FIELDS = ("question", "chosen", "rejected", "image")
 
@@ -87,15 +99,19 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
     accuracy = 1.0 if correct else -1.0
     formatted = settings.use_format and is_well_formatted(solution_str)
     rubric = extract_rubric(solution_str)
-    judgement, called, failed, failed_replica, attempts, truncated = 0, 0, 0, 0, 0, False
+    leak = rubric is not None and rubric_leak(rubric) is not None
+    judgement, called, failed, failed_replica, attempts, truncated, consistent = 0, 0, 0, 0, 0, False, False
 
     if settings.use_proxy:
         if rubric is None:
             judgement = -1
         else:
             payload = proxy_payload(extra_info, ground_truth, rubric, data_source)
+            payloads = [payload]
+            if settings.proxy_check == "swap":
+                payloads.append(RewardItem.model_validate(payload).swapped().to_json())
             try:
-                result = await get_pool(settings).judge(payload, settings.max_retries, settings.backoff_s)
+                results = await get_pool(settings).judge(payloads, settings.max_retries, settings.backoff_s)
             except ProxyCallError as error:
                 if settings.on_failure == "raise" and not record_failures:
                     raise
@@ -107,14 +123,18 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
                 failed, attempts = 1, error.attempts
                 failed_replica = settings.proxy_endpoints.index(error.url) + 1
             else:
-                judgement, called, attempts, truncated = int(result.reward), 1, result.attempts, result.truncated
+                rewards = {int(result.reward) for result in results}
+                consistent = len(results) == 2 and len(rewards) == 1
+                judgement = rewards.pop() if len(rewards) == 1 else 0
+                called, attempts = 1, results[0].attempts
+                truncated = any(result.truncated for result in results)
         accuracy, proxy = settings.mode.apply(correct, judgement)
     else:
         proxy = 0.0
 
     format_reward = settings.format_weight * float(formatted)
     return {
-        "score": float(accuracy + proxy + format_reward),
+        "score": float(accuracy + proxy + format_reward - settings.leak_penalty * leak),
         "accuracy_reward": float(accuracy),
         "proxy_reward": float(proxy),
         "format_reward": format_reward,
@@ -127,6 +147,8 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
         "proxy_failed_replica": float(failed_replica),
         "proxy_attempts": float(attempts),
         "proxy_truncated": float(truncated),
+        "rubric_leak": float(leak),
+        "proxy_consistent": float(consistent),
     }
 
 

@@ -18,6 +18,8 @@ environment was set still sees it.
 | max_retries     |                                 | 3                               |
 | backoff_s       |                                 | 0.5 (doubles per retry)         |
 | on_failure      |                                 | raise                           |
+| proxy_check     |                                 | none (swap: judge both orders)  |
+| leak_penalty    |                                 | 0 (the release's reward)        |
 
 ``proxy_url`` takes one URL, a list of URLs (proxy replicas) or a comma-separated
 string. A base URL (``http://host:port``) gets ``/get_reward_mllm`` appended; a URL
@@ -33,6 +35,10 @@ defaults ``0.0.0.0`` and ``20240``.
 error naming the URL: ``compute_score`` raises; under verl the failure is recorded
 and ``proxy_grm.verl_trainer`` stops the run) or ``score_as_release`` (score the call
 as the release did, proxy reward 0, and count it in ``proxy_failed``).
+
+``proxy_check`` and ``leak_penalty``: the reward-hacking guards (``score.py`` and the
+README's reward section): the order-swap check, and a penalty on rubrics that leak
+the verdict.
 
 ``RewardSettings`` is a pydantic model: it types, bounds and coerces every value
 (``"0"``/``"1"``/``"true"`` for switches, digit strings for numbers), refuses
@@ -73,6 +79,8 @@ class RewardSettings(BaseModel):
     max_retries: int = Field(3, ge=0)
     backoff_s: float = Field(0.5, ge=0.0)
     on_failure: Literal["raise", "score_as_release"] = "raise"
+    proxy_check: Literal["none", "swap"] = "none"
+    leak_penalty: float = Field(0.0, ge=0.0)
     api_key: str | None = None
     max_connections: int = Field(100, ge=1)
 
