@@ -15,6 +15,7 @@ from proxy_grm.evaluation.rubric_transfer import (
     NEUTRAL_RUBRIC,
     EvaluatorError,
     ProxyEvaluator,
+    TransferInputs,
     TransferItem,
     run_transfer,
     transfer_items,
@@ -90,3 +91,27 @@ def test_transfer_through_the_real_proxy_service(tmp_path, tiny_model_dir, start
     assert len((tmp_path / "answers_rubric_transfer.jsonl").read_text().splitlines()) == 2
     assert "/get_reward_mllm_batch" in server.log_tail(20000)
     assert "with the GRM's rubric" in capsys.readouterr().out
+
+
+class PositionFollower:
+    """Picks the response a rubric names by position ("Response k"), else judges right (a gullible evaluator)."""
+
+    def judge(self, items: list[TransferItem], rubrics: list[str]) -> list[int | None]:
+        return [int(rubric[rubric.index("Response ") + 9]) if "Response " in rubric else item.answer
+                for item, rubric in zip(items, rubrics)]
+
+
+def test_leak_rate_and_both_orders_show_a_gain_that_comes_from_a_leak():
+    def item(index: int, rubric: str, answer: int) -> TransferItem:
+        return TransferItem(index, "What colour?", "Red.", "Blue.", "i.png", answer, rubric)
+
+    inputs = TransferInputs([item(0, "<rubric>Response 1 is better (100%)</rubric>", 1),
+                             item(1, "<rubric>Names the colour blue (100%)</rubric>", 2)], 0, 0)
+    summary, rows = run_transfer(inputs, PositionFollower(), lambda _: None)
+    assert summary["with_rubric"]["accuracy"] == 1.0, "as shown, the leak looks like a perfect rubric"
+    assert summary["with_rubric_swapped"] == {"accuracy": 0.5, "correct": 1, "unparsed": 0}
+    assert summary["with_rubric_both_orders"] == {"accuracy": 0.5, "correct": 1}
+    assert (summary["rubric_leaks"], summary["leak_rate"]) == (1, 0.5)
+    assert summary["with_rubric_no_leak"] == {"accuracy": 1.0, "correct": 1, "unparsed": 0}
+    assert [row["rubric_leak"] is not None for row in rows] == [True, False]
+    assert [row["verdict_with_rubric_swapped"] for row in rows] == [1, 1]

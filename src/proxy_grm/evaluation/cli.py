@@ -239,8 +239,12 @@ def transfer_main(argv: list[str] | None = None) -> dict:
     with_rubric, without = summary["with_rubric"], summary["without_rubric"]
     print(f"Rubric transfer on {summary['pairs']} pairs ({summary['skipped_no_rubric']} without a rubric and "
           f"{summary['skipped_video']} video rows skipped); evaluator: {args.evaluator} at {args.url}")
-    for name, result in (("with the GRM's rubric", with_rubric), ("with a neutral rubric", without)):
+    for name, result in (("with the GRM's rubric", with_rubric), ("with a neutral rubric", without),
+                         ("with the GRM's rubric, pair swapped", summary["with_rubric_swapped"])):
         accuracy = "n/a" if result["accuracy"] is None else f"{100 * result['accuracy']:.2f}%"
         print(f"  {name}: {accuracy} ({result['correct']} correct, {result['unparsed']} unparseable, counted wrong)")
+    if summary["pairs"]:
+        print(f"  right in both orders: {100 * summary['with_rubric_both_orders']['accuracy']:.2f}%; rubrics that "
+              f"leak the verdict: {summary['rubric_leaks']} ({100 * summary['leak_rate']:.1f}%)")
     print(f"Wrote {summary_path} and {rows_path}")
     return summary

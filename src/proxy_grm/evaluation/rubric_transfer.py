@@ -3,8 +3,14 @@
 From a GRM answers file, each rubric (``extract_rubric``: the critique up to
 ``</rubric>``, without ``<justify>``) is handed to another evaluator together
 with the pair, in the order the GRM saw it. The evaluator judges every pair
-twice: with the GRM's rubric and with ``NEUTRAL_RUBRIC``. The accuracy gap is the
-paper's transfer claim, measured.
+with the GRM's rubric and with ``NEUTRAL_RUBRIC``; the accuracy gap is the
+paper's transfer claim, measured. Two checks say whether a gain comes from
+criteria or from leaks: the share of rubrics that leak the verdict
+(``parsing.rubric_leak``: a response named by position, or the winner), with the
+accuracy on the rubrics that do not; and the evaluator's accuracy with the GRM's
+rubric on the pair swapped (the label with it) and in both orders at once. A
+rubric of criteria decides the pair whatever the order; "Response 1 is better"
+points at the other response once the pair is swapped.
 
 Why a neutral rubric rather than an empty one: the proxy prompt has an
 "Evaluation Rubric" slot and the proxy service refuses a blank rubric, so the
@@ -25,7 +31,7 @@ import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,7 +44,7 @@ from proxy_grm.evaluation.answers import label_of, require
 from proxy_grm.images import image_to_data_uri, load_image
 from proxy_grm.messages import openai_messages
 from proxy_grm.pairs import show
-from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict
+from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict, rubric_leak
 from proxy_grm.prompts import proxy_prompt
 from proxy_grm.proxy_contract import BATCH_PATH, BatchRequest, BatchResult, RewardItem, RewardResult
 
@@ -57,6 +63,10 @@ class TransferItem:
     image: str
     answer: int
     rubric: str
+
+    def swapped(self) -> TransferItem:
+        """The same pair shown the other way round; ``answer`` follows the better response."""
+        return replace(self, response_1=self.response_2, response_2=self.response_1, answer=3 - self.answer)
 
 
 @dataclass
@@ -189,24 +199,36 @@ def _accuracy(verdicts: list[int | None], items: list[TransferItem]) -> dict[str
 
 def run_transfer(inputs: TransferInputs, evaluator: Evaluator,
                  progress: Callable[[str], None] = print) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Judge every item with and without its rubric; returns the summary and per-item rows.
+    """Judge every item with its rubric (as shown and swapped) and without; returns the summary and per-item rows.
 
-    Unparseable evaluator verdicts count as wrong in both conditions.
+    Unparseable evaluator verdicts count as wrong in every condition.
     """
     items = inputs.items
     progress(f"judging {len(items)} pairs with the GRM's rubrics")
     with_rubric = evaluator.judge(items, [i.rubric for i in items])
+    progress(f"judging {len(items)} pairs with the GRM's rubrics, the pair swapped")
+    swapped_items = [item.swapped() for item in items]
+    swapped = evaluator.judge(swapped_items, [i.rubric for i in items])
     progress(f"judging {len(items)} pairs with the neutral rubric")
     without_rubric = evaluator.judge(items, [NEUTRAL_RUBRIC] * len(items))
+    leaks = [rubric_leak(item.rubric) for item in items]
+    both = [a == item.answer and b == other.answer
+            for a, b, item, other in zip(with_rubric, swapped, items, swapped_items)]
+    clean = [i for i, leak in enumerate(leaks) if leak is None]
     summary = {
         "pairs": len(items), "skipped_no_rubric": inputs.no_rubric, "skipped_video": inputs.video_rows,
         "with_rubric": _accuracy(with_rubric, items), "without_rubric": _accuracy(without_rubric, items),
+        "with_rubric_swapped": _accuracy(swapped, swapped_items),
+        "with_rubric_both_orders": {"accuracy": sum(both) / len(items) if items else None, "correct": sum(both)},
+        "rubric_leaks": len(items) - len(clean), "leak_rate": (len(items) - len(clean)) / len(items) if items else None,
+        "with_rubric_no_leak": _accuracy([with_rubric[i] for i in clean], [items[i] for i in clean]),
         "neutral_rubric": NEUTRAL_RUBRIC, "unparsed_policy": "wrong",
     }
     if items:
         summary["gain"] = summary["with_rubric"]["accuracy"] - summary["without_rubric"]["accuracy"]
-    rows = [{**asdict(item), "verdict_with_rubric": a, "verdict_without_rubric": b}
-            for item, a, b in zip(items, with_rubric, without_rubric)]
+    rows = [{**asdict(item), "verdict_with_rubric": a, "verdict_with_rubric_swapped": b,
+             "verdict_without_rubric": c, "rubric_leak": leak}
+            for item, a, b, c, leak in zip(items, with_rubric, swapped, without_rubric, leaks)]
     return summary, rows
 
 
