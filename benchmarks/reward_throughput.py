@@ -20,12 +20,17 @@ Two workloads:
   registry), (b)/(c) (target <= 1.10 with the cache on) and on/off speed ratios.
   The transformers backend has no prefix cache: it runs once and computes every
   prompt in full.
+- ``swap``: the ``grpo`` step through (b) twice on one proxy (cache on), without and
+  with the order-swap check (``proxy_check=swap``: each rubric judged in both
+  orders in one request); prints seconds, prompt tokens and the cache's share for
+  each, and what the check costs.
 
 The server and the offline engine run one after the other, never together. Ratios
 are measured within one run, so they hold on a busy machine where absolute times do not.
 
     .venv-vllm/bin/python benchmarks/reward_throughput.py                 # tiny model, vLLM on CPU
     .venv-vllm/bin/python benchmarks/reward_throughput.py --workload grpo # 32 pairs x 8 rollouts
+    .venv-vllm/bin/python benchmarks/reward_throughput.py --workload swap # the same, swap check off and on
     python benchmarks/reward_throughput.py --model-path DIR --no-enforce-eager   # a real proxy on a GPU
 """
 
@@ -67,7 +72,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--model-path", type=Path, default=None,
                         help="proxy checkpoint; default: build the tiny random Qwen2.5-VL in a temporary folder")
     parser.add_argument("--backend", choices=("vllm", "transformers"), default="vllm")
-    parser.add_argument("--workload", choices=("uniform", "grpo"), default="uniform")
+    parser.add_argument("--workload", choices=("uniform", "grpo", "swap"), default="uniform")
     parser.add_argument("--rollouts", type=int, default=256, help="uniform workload")
     parser.add_argument("--pairs", type=int, default=32, help="grpo workload: pairs per step")
     parser.add_argument("--group-size", type=int, default=8, help="grpo workload: rollouts per pair (GRPO's n)")
@@ -141,14 +146,14 @@ def run_release_way(url: str, payloads: list[dict]) -> float:
     return time.perf_counter() - started
 
 
-def run_ours(base_url: str, rows: list[dict]) -> float:
+def run_ours(base_url: str, rows: list[dict], proxy_check: str = "none") -> float:
     """(b) compute_score on every rollout concurrently, as verl's reward loop awaits it."""
 
     async def score_all() -> list[dict]:
         try:
             return await asyncio.gather(*(
                 compute_score(row["data_source"], row["solution_str"], row["ground_truth"], row["extra_info"],
-                              proxy_url=base_url, max_connections=len(rows))
+                              proxy_url=base_url, max_connections=len(rows), proxy_check=proxy_check)
                 for row in rows
             ))
         finally:
@@ -335,6 +340,38 @@ def report_grpo(args: argparse.Namespace, model_path: Path, n: int, ours: dict[b
               "prefix cache: each of a group's prompts is computed in full, shared prefix included")
 
 
+def run_swap_cost(args: argparse.Namespace, model_path: Path, scratch_dir: Path) -> None:
+    """(b) on one GRPO step without and with the order-swap check, one proxy, prefix cache on."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    rows = make_grpo_rollouts(args, tokenizer, scratch_dir, args.pairs, seed=0)
+    warm_up = make_grpo_rollouts(args, tokenizer, scratch_dir, 1, seed=1)[:2]
+    base_url = f"http://127.0.0.1:{args.port}"
+    flags = ("--prefix-caching",) if args.backend == "vllm" else ()
+    print(f"starting the {args.backend} proxy ...", flush=True)
+    proxy = start_proxy(args, model_path, scratch_dir / "proxy-swap.log", flags)
+    runs: dict[str, Measured] = {}
+    try:
+        run_ours(base_url, warm_up, "swap")
+        for check in ("none", "swap"):
+            before = scrape(base_url)
+            print(f"(b) {len(rows)} compute_score calls, proxy_check={check} ...", flush=True)
+            seconds = run_ours(base_url, rows, check)
+            runs[check] = Measured(seconds, scrape(base_url) - before)
+    finally:
+        proxy.stop()
+    print(f"\norder-swap check at GRPO shape: {args.pairs} pairs x {args.group_size} rollouts, {args.backend} backend, "
+          f"max_new_tokens={args.max_new_tokens}, model={model_path if args.model_path else 'tiny random Qwen2.5-VL'}")
+    print(f"  {'':28} {'seconds':>8} {'critiques':>9} {'prompt tokens':>13} {'from cache':>10}")
+    for check, run in runs.items():
+        critiques = len(rows) * (2 if check == "swap" else 1)
+        print(f"  proxy_check={check:<16} {run.seconds:8.2f} {critiques:9d} {run.counts.prompt_tokens:13.0f} "
+              f"{run.counts.hit_share:10.0%}")
+    print(f"  swap / none: {runs['swap'].seconds / runs['none'].seconds:.2f}x the time, "
+          f"{runs['swap'].counts.prompt_tokens / max(runs['none'].counts.prompt_tokens, 1):.2f}x the prompt tokens")
+
+
 def main() -> None:
     args = parse_args()
     supervise()  # the proxy and the offline engine must not outlive this process, even after a SIGKILL
@@ -343,8 +380,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reward-throughput-") as scratch:
         scratch_dir = Path(scratch)
         model_path = benchmark_model(args.model_path, scratch_dir)
-        if args.workload == "grpo":
-            run_grpo(args, model_path, scratch_dir)
+        if args.workload in ("grpo", "swap"):
+            (run_grpo if args.workload == "grpo" else run_swap_cost)(args, model_path, scratch_dir)
             return
         rows = make_rollouts(args.rollouts, scratch_dir)
         payloads = release_payloads(rows)
