@@ -58,11 +58,13 @@ class ServerProcess:
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        self.stop()
-        raise TimeoutError(f"{self.health_url} not healthy after {timeout_s:.0f}s (log {self.log_path}):\n{self.log_tail()}")
+        self.stop()  # closes the log: read its tail after
+        raise TimeoutError(f"{self.health_url} not healthy after {timeout_s:.0f}s (log {self.log_path}):\n"
+                           f"{self.log_tail()}")
 
     def log_tail(self, chars: int = 4000) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_bytes()[-chars:].decode(errors="replace")
 
     def stop(self, grace_s: float = 15.0) -> None:
