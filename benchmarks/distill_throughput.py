@@ -31,7 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill, teacher_request
 from proxy_grm.pairs import PairRecord
-from proxy_grm.data.sources import iter_pairs
+from proxy_grm.pairs import iter_pairs
 from proxy_grm.servers import ServerProcess, vllm_env
 from proxy_grm.supervise import supervise
 

@@ -48,7 +48,7 @@ for url in "${teacher_urls[@]}"; do
 done
 
 echo "== stage 1: load and filter -> ${OUT_DIR}/pairs.jsonl"
-"${PYTHON}" -m proxy_grm.data.sources "${source_args[@]}" --out "${OUT_DIR}" --max-pairs "${MAX_PAIRS}" "$@"
+"${PYTHON}" -m proxy_grm.data.prepare_pairs "${source_args[@]}" --out "${OUT_DIR}" --max-pairs "${MAX_PAIRS}" "$@"
 
 echo "== stage 2: teacher ${TEACHER_MODEL} -> ${OUT_DIR}/teacher_cache.jsonl"
 "${PYTHON}" -m proxy_grm.data.distill --pairs "${OUT_DIR}/pairs.jsonl" --cache "${OUT_DIR}/teacher_cache.jsonl" \

@@ -25,7 +25,8 @@ from proxy_grm.servers import ServerProcess, free_port
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
 from proxy_grm.images import file_to_data_uri
 from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.sources import iter_pairs, prepare_pairs
+from proxy_grm.data.prepare_pairs import prepare_pairs
+from proxy_grm.pairs import iter_pairs
 from proxy_grm.data.split import allocate, classify, main as split_main, split_and_write
 from proxy_grm.data.teacher_stub import stub_verdict
 from proxy_grm.datafiles import repair_torn_tail

@@ -15,7 +15,7 @@ from test_data_distill import start_stub
 
 from proxy_grm.data.distill import TeacherConfig, distill
 from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.sources import prepare_pairs
+from proxy_grm.data.prepare_pairs import prepare_pairs
 from proxy_grm.data.split import split_and_write
 from proxy_grm.tiny_model import IMAGE_PAD_ID
 

@@ -16,7 +16,7 @@ from proxy_grm.servers import ServerProcess, free_port, vllm_env
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
 from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.sources import prepare_pairs
+from proxy_grm.data.prepare_pairs import prepare_pairs
 from proxy_grm.data.split import split_and_write
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

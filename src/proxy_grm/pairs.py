@@ -15,8 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
+
+from proxy_grm.datafiles import iter_jsonl
+
+PAIRS_FILE = "pairs.jsonl"  # stage 1's output, every later data stage's input
 
 
 def is_reversed(seed: int, key: str) -> bool:
@@ -79,3 +85,9 @@ class PairRecord:
 
     def shown(self, reverse: bool) -> ShownPair:
         return show(self.preferred, self.dispreferred, reverse)
+
+
+def iter_pairs(path: Path) -> Iterator[PairRecord]:
+    """The records of a ``pairs.jsonl`` file, streamed."""
+    for lineno, row in iter_jsonl(path):
+        yield PairRecord.from_dict(row, f"{path}:{lineno}")

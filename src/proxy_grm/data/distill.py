@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import openai
 
-from proxy_grm.data.sources import iter_pairs
+from proxy_grm.pairs import iter_pairs
 from proxy_grm.datafiles import DataFileError, append_jsonl, iter_jsonl, repair_torn_tail
 from proxy_grm.images import file_to_data_uri
 from proxy_grm.messages import openai_messages

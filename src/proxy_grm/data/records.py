@@ -1,7 +1,7 @@
 """What every loader produces, and the skip signal for rows that cannot become a pair.
 
 A loader is a pure converter: released row -> ``SourcePair`` (image still as bytes or a source path) or
-``SkipRow(reason)``. ``sources.py`` then writes the image once under the output folder and turns the
+``SkipRow(reason)``. ``prepare_pairs.py`` then writes the image once under the output folder and turns the
 ``SourcePair`` into the ``proxy_grm.pairs.PairRecord`` that every later stage reads from ``pairs.jsonl``.
 """
 

@@ -121,7 +121,7 @@ def feeding_teacher(config: DemoConfig) -> str:
 
 def _prepare(config: DemoConfig, sources: dict[str, Any], teacher: str, teacher_url: str, model: str,
              log: Path) -> dict[str, Any]:
-    from proxy_grm.data import sources as source_stage
+    from proxy_grm.data import prepare_pairs as source_stage
     from proxy_grm.data import split as split_stage
 
     out = config.path("work", f"teacher_{teacher}")

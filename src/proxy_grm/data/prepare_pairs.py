@@ -1,22 +1,16 @@
-"""Stage 1: read the four sources (hub id or local download), convert, filter, and write ``pairs.jsonl``.
+"""Stage 1: read the four sources, convert, filter, and write ``pairs.jsonl`` and ``images/``.
 
-A source spec is a local file (``.parquet``, ``.jsonl``, ``.json``), a local folder holding such files
-(read in sorted order), a remote data file ``datasets`` can stream (``hf://datasets/...``), or a hub
-dataset id. Everything streams: parquet by record batch, JSONL by line, JSON arrays object by object,
-the hub with ``streaming=True``; memory does not grow with the source size.
+The sources are read (``source_specs``) and interleaved row by row, so a total cap samples all of them;
+each row is converted by its source's loader, filtered (``filters``), and its image stored once
+(``image_store``). ``pairs.summary.json`` counts what was read, skipped, removed and kept.
 
-Images are written once under ``OUT/images/`` named by content hash, so rows sharing an image share one
-file and a rerun rewrites nothing. Relative image paths are looked up next to the data file, then at the
-source folder's root.
+    python -m proxy_grm.data.prepare_pairs --source llava_critic=lmms-lab/llava-critic-113k ... --out OUT
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import io
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -25,102 +19,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from proxy_grm.data import llava_critic, mmif, rlaif_v, rlhf_v
 from proxy_grm.data.filters import FilterConfig, PairFilter, format_table
+from proxy_grm.data.image_store import ImageStore
 from proxy_grm.data.records import SkipRow, SourcePair
-from proxy_grm.datafiles import DATA_SUFFIXES, iter_jsonl, iter_rows
-from proxy_grm.pairs import PairRecord
+from proxy_grm.data.source_specs import SourceRow, iter_source_rows
+from proxy_grm.pairs import PAIRS_FILE, PairRecord
 
 LOADERS: dict[str, ModuleType] = {m.SOURCE: m for m in (llava_critic, rlaif_v, rlhf_v, mmif)}
-PAIRS_FILE = "pairs.jsonl"
 SUMMARY_FILE = "pairs.summary.json"
-
-
-@dataclass(frozen=True)
-class SourceRow:
-    """A released row plus the folders its relative image paths may be relative to."""
-
-    row: dict[str, Any]
-    where: str
-    bases: tuple[Path, ...]
-
-
-def _iter_hub_rows(spec: str, config: str | None, split: str) -> Iterator[tuple[dict[str, Any], str]]:
-    import datasets
-
-    builder = next((b for s, b in ((".parquet", "parquet"), (".jsonl", "json"), (".json", "json")) if spec.endswith(s)),
-                   None)
-    if builder:
-        stream = datasets.load_dataset(builder, data_files=spec, split=split, streaming=True)
-    else:
-        stream = datasets.load_dataset(spec, name=config, split=split, streaming=True)
-    for index, row in enumerate(stream.decode(False)):
-        yield row, f"{spec}:row {index}"
-
-
-def iter_source_rows(spec: str, config: str | None = None, split: str = "train") -> Iterator[SourceRow]:
-    """Every row of a source spec (local file, local folder, remote data file or hub id)."""
-    path = Path(spec).expanduser()
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in DATA_SUFFIXES and p.is_file())
-        if not files:
-            raise ValueError(f"{path}: no {', '.join(DATA_SUFFIXES)} files in this folder")
-        for file in files:
-            for row, where in iter_rows(file):
-                yield SourceRow(row, where, (file.parent, path))
-    elif path.is_file():
-        for row, where in iter_rows(path):
-            yield SourceRow(row, where, (path.parent,))
-    elif spec.startswith(("/", "./", "../", "~")):
-        raise ValueError(f"{spec}: no such file or folder")
-    else:
-        for row, where in _iter_hub_rows(spec, config, split):
-            yield SourceRow(row, where, ())
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    path: Path
-    digest: str
-    width: int
-    height: int
-
-
-class ImageStore:
-    """Writes each distinct image once, as ``root/<2 hex>/<digest>.<ext>`` (atomic rename)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    @staticmethod
-    def read(image: bytes | str, bases: tuple[Path, ...]) -> bytes:
-        """The image's bytes; ``SkipRow("missing_image")`` when a path resolves to no file."""
-        if isinstance(image, bytes):
-            return image
-        ref = image[len("file://"):] if image.startswith("file://") else image
-        candidates = [Path(ref)] if os.path.isabs(ref) else [base / ref for base in bases]
-        for candidate in candidates:
-            if candidate.is_file():
-                return candidate.read_bytes()
-        raise SkipRow("missing_image")
-
-    def put(self, data: bytes) -> StoredImage:
-        """Store the bytes (unless already stored); ``SkipRow("quality:unreadable_image")`` if not an image."""
-        try:
-            with Image.open(io.BytesIO(data)) as image:
-                fmt, (width, height) = (image.format or "png").lower(), image.size
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
-            raise SkipRow("quality:unreadable_image") from None
-        digest = hashlib.sha1(data).hexdigest()[:20]
-        path = self.root / digest[:2] / f"{digest}.{'jpg' if fmt == 'jpeg' else fmt}"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_name(f".{path.name}.{os.getpid()}.part")
-            partial.write_bytes(data)
-            partial.replace(path)
-        return StoredImage(path, digest, width, height)
 
 
 @dataclass
@@ -244,12 +151,6 @@ def prepare_pairs(
     partial.replace(out_dir / PAIRS_FILE)
     (out_dir / SUMMARY_FILE).write_text(json.dumps(summary.to_json(), indent=2) + "\n")
     return summary
-
-
-def iter_pairs(path: Path) -> Iterator[PairRecord]:
-    """The records of a ``pairs.jsonl`` file, streamed."""
-    for lineno, row in iter_jsonl(path):
-        yield PairRecord.from_dict(row, f"{path}:{lineno}")
 
 
 def _key_values(items: list[str], what: str, cast: Callable[[str], Any] = str) -> dict[str, Any]:
