@@ -11,7 +11,8 @@ measured within one run, so they hold on a busy machine where absolute times do 
 Without ``--model-path`` it serves the tiny random Qwen2.5-VL, whose critiques run to ``--max-tokens``
 (a teacher writes a few thousand tokens per pair: distillation is generation-bound).
 
-    .venv-vllm/bin/python benchmarks/distill_throughput.py [--pairs 64] [--max-tokens 128] [--concurrency 16 --concurrency 64]
+    .venv-vllm/bin/python benchmarks/distill_throughput.py [--pairs 64] [--max-tokens 128] \\
+        [--concurrency 16 --concurrency 64]
 """
 
 from __future__ import annotations

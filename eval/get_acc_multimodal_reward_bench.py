@@ -1,6 +1,7 @@
 """Score a Multimodal RewardBench answers file.
 
-`python get_acc_multimodal_reward_bench.py --file_path ANSWERS.jsonl [--protocol release] [--unparsed wrong|exclude|guess]`
+`python get_acc_multimodal_reward_bench.py --file_path ANSWERS.jsonl [--protocol release]
+[--unparsed wrong|exclude|guess]`
 """
 
 from proxy_grm.evaluation.cli import score_main

@@ -105,7 +105,8 @@ def test_components_match_release(stub_url: str, case: str, release_id: int) -> 
     assert result == {
         "score": a + p + f, "accuracy_reward": a, "proxy_reward": p, "format_reward": f,
         "verdict_correct": float(correct), "well_formatted": float(formatted), "proxy_judgement": float(proxy),
-        "has_rubric": float(has_rubric), "proxy_called": float(has_rubric), "proxy_failed": 0.0, "proxy_failed_replica": 0.0,
+        "has_rubric": float(has_rubric), "proxy_called": float(has_rubric), "proxy_failed": 0.0,
+        "proxy_failed_replica": 0.0,
         "proxy_attempts": float(has_rubric), "proxy_truncated": 0.0, "rubric_leak": 0.0, "proxy_consistent": 0.0,
     }
 

@@ -130,7 +130,8 @@ def test_release_variable_names_are_aliases(tmp_path: Path) -> None:
     assert "NPROC_PER_NODE=2 CUDA_VISIBLE_DEVICES=0,1" in result.stdout
     command = result.stdout.strip().splitlines()[-1].split()
     flags = dict(zip(command[2::2], command[3::2]))
-    assert (flags["--model"], flags["--dataset"], flags["--output_dir"]) == ("/release/model", str(data), "/release/out")
+    assert (flags["--model"], flags["--dataset"], flags["--output_dir"]) == (
+        "/release/model", str(data), "/release/out")
     assert (flags["--report_to"], flags["--swanlab_project"], flags["--swanlab_exp_name"]) == ("swanlab", "proj", "exp")
     for ours, theirs in [("MODEL_PATH", "model_path"), ("DATA_PATH", "data_path"), ("OUTPUT_DIR", "output_path"),
                          ("CUDA_VISIBLE_DEVICES", "gpus")]:

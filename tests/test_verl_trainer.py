@@ -39,8 +39,8 @@ GOOD = "<rubric>\n1. Colour (100%)\n</rubric>\n<eval>Response 1 names it.</eval>
 def transfer_queue() -> Iterator[None]:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        tq.init(OmegaConf.create({"backend": {"storage_backend": "SimpleStorage",
-                                              "SimpleStorage": {"total_storage_size": 64, "num_data_storage_units": 1}}}))
+        storage = {"total_storage_size": 64, "num_data_storage_units": 1}
+        tq.init(OmegaConf.create({"backend": {"storage_backend": "SimpleStorage", "SimpleStorage": storage}}))
         yield
         tq.close()
     finally:

@@ -15,7 +15,8 @@ _EVAL_RE = re.compile(r"<eval>(.*?)</eval>", re.DOTALL)
 _NON_ALNUM_RE = re.compile(r"[^a-zA-Z0-9]")
 _GRM_FORMAT_RE = re.compile(r"^<rubric>.*?</rubric><eval>.*?</eval><answer>.*?</answer>$", re.DOTALL)
 _THINK_FORMAT_RE = re.compile(r"^<think>.*?</think><summary>.*?</summary><answer>.*?</answer>$", re.DOTALL)
-_PROXY_FORMAT_RE = re.compile(r"^\s*<think>(?:(?!<think>|</think>).)*</think>\s*<answer>\s*[12]\s*</answer>\s*$", re.DOTALL)
+_PROXY_FORMAT_RE = re.compile(r"^\s*<think>(?:(?!<think>|</think>).)*</think>\s*<answer>\s*[12]\s*</answer>\s*$",
+                              re.DOTALL)
 
 
 class Fallback(str, Enum):

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt, StrictStr
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt,
+                      StrictStr)
 
 REWARD_PATH = "/get_reward_mllm"
 BATCH_PATH = "/get_reward_mllm_batch"

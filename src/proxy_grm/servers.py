@@ -51,7 +51,8 @@ class ServerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode} (log {self.log_path}):\n{self.log_tail()}")
+                raise RuntimeError(f"server exited with {self.proc.returncode} (log {self.log_path}):\n"
+                                   f"{self.log_tail()}")
             try:
                 if httpx.get(self.health_url, timeout=2.0, headers=headers).status_code == 200:
                     return self

@@ -21,7 +21,8 @@ from verl.utils.device import auto_set_device
 def main(config: DictConfig) -> None:
     if not config.trainer.use_v1:
         raise SystemExit("proxy_grm.launch.verl_main runs verl's v1 trainer: drop trainer.use_v1=False, or run "
-                         "the deprecated v0 trainer with `python -m verl.trainer.main_ppo` (no reward_parts/* per step)")
+                         "the deprecated v0 trainer with `python -m verl.trainer.main_ppo` "
+                         "(no reward_parts/* per step)")
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     from proxy_grm.verl_trainer import TaskRunner

@@ -52,7 +52,8 @@ def _mode(name: str, release_id: int, summary: str, row: tuple[tuple[float, floa
 _ALL = (
     _mode("explicit_additive", 0, "a + p: verdict and proxy rewarded independently (the release's default)",
           ((1, 1), (1, -1), (1, 0), (-1, 1), (-1, -1), (-1, 0))),
-    _mode("explicit_all_or_nothing", 1, "a judged rollout gets +2 only when the verdict is right and the proxy agrees, else -2",
+    _mode("explicit_all_or_nothing", 1,
+          "a judged rollout gets +2 only when the verdict is right and the proxy agrees, else -2",
           ((1, 1), (-1, -1), (1, 0), (-1, -1), (-1, -1), (-1, 0))),
     _mode("implicit_proxy_veto", 2, "a right verdict counts only if the proxy agrees; no proxy term",
           ((1, 0), (-1, 0), (1, 0), (-1, 0), (-1, 0), (-1, 0))),

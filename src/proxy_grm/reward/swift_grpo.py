@@ -87,7 +87,8 @@ class SwiftProxyGRMReward:
         if self.parts_file is None:
             return
         with append_jsonl(self.parts_file) as out:
-            out.write(*({"step": step, **part, "completion": completion} for completion, part in zip(completions, parts)))
+            out.write(*({"step": step, **part, "completion": completion}
+                        for completion, part in zip(completions, parts)))
 
 
 def summarise_steps(parts_file: Path) -> list[dict[str, float]]:
