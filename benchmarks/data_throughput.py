@@ -36,7 +36,7 @@ def write_synthetic_cache(pairs: Path, cache: Path) -> int:
         for pair in iter_pairs(pairs):
             shown = pair.shown(is_reversed(0, pair.id))
             entry = {"id": pair.id, "reverse": shown.reverse, "label": shown.label, "model": "stub",
-                     "output": grm_answer(shown.response_1, shown.response_2, (56, 56)), "finish_reason": "stop"}
+                     "output": grm_answer(shown.response_1, shown.response_2, None), "finish_reason": "stop"}
             out.write(json.dumps(entry) + "\n")
             count += 1
     return count

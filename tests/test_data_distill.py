@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from proxy_grm.servers import ServerProcess, free_port
 
+from proxy_grm.data.colour_task import BLIND_COLOUR, true_colour
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
 from proxy_grm.images import file_to_data_uri
 from proxy_grm.data.fixtures import make_source_fixtures
@@ -107,7 +108,8 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
         response_1, response_2, label = shown.response_1, shown.response_2, shown.label
         assert label == entry["label"]
         labels[label] += 1
-        expected["correct" if stub_verdict(response_1, response_2) == label else "wrong"] += 1
+        image = load_image(pairs[entry["id"]].image)
+        expected["correct" if stub_verdict(response_1, response_2, image) == label else "wrong"] += 1
     assert summary.categories == expected
     assert expected["correct"] > 0 and expected["wrong"] > 0
     assert 0.3 <= labels[1] / sum(labels.values()) <= 0.7
@@ -116,7 +118,9 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
     assert len(hard) == expected["wrong"]
     for row in hard.itertuples():
         info = row.extra_info
-        assert stub_verdict(info["chosen"], info["rejected"]) != int(info["answer"])
+        image = load_image(info["image"])
+        assert stub_verdict(info["chosen"], info["rejected"], image) != int(info["answer"])
+        assert true_colour(image) == BLIND_COLOUR  # the teacher's one blind spot is the hard pool
         assert row.reward_model["ground_truth"] == info["answer"]
         assert row.prompt[0]["content"].startswith("<image>")
         assert row.images[0]["bytes"] == Path(info["image"]).read_bytes()
@@ -130,7 +134,9 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
         correct_ids.add(info["id"])
         assert info["rubric"].startswith("<rubric>") and "<justify>" not in info["rubric"]
         assert info["rubric"] in row.prompt[0]["content"]
-        assert stub_verdict(info["chosen"], info["rejected"]) == int(info["answer"])
+        image = load_image(info["image"])
+        assert stub_verdict(info["chosen"], info["rejected"], image) == int(info["answer"])
+        assert true_colour(image) != BLIND_COLOUR
     for line in (tmp_path / "proxy_sft.jsonl").read_text().splitlines():
         row = json.loads(line)
         target = row["messages"][1]["content"]

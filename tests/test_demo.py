@@ -9,18 +9,19 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from proxy_grm.data import split
 
 STAGES = ["model", "sources", "data_vllm_teacher", "data_stub_teacher", "data", "sft_grm", "sft_proxy",
-          "rewards", "grpo", "eval_sft", "eval_grpo", "fluency_sft", "fluency_grpo", "transfer"]
+          "heldout_pairs", "heldout_sft", "heldout_proxy", "rewards", "grpo", "heldout_grpo", "eval_sft", "eval_grpo",
+          "fluency_sft", "fluency_grpo", "transfer"]
 
 
-def _demo(out: Path) -> subprocess.CompletedProcess:
+def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--pairs-per-source", "6",
-            "--sft-steps", "2", "--eval-pairs", "6", "--fluency-pairs", "2", "--rollout-groups", "2", "--max-new-tokens", "16",
-            "--grpo-steps", "1", "--grpo-prompts-per-step", "1", "--grpo-generations", "2",
-            "--proxy-backend", "transformers", "--eval-backend", "transformers"]
+            "--sft-steps", "2", "--eval-pairs", "6", "--fluency-pairs", "2", "--rollout-groups", "2",
+            "--max-new-tokens", "16", "--grpo-steps", "1", "--grpo-prompts-per-step", "1", "--grpo-generations", "2",
+            "--heldout-pairs", "4", "--proxy-backend", "transformers", "--eval-backend", "transformers", *extra]
     return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
 
 
@@ -48,18 +49,27 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     vllm_teacher = json.loads((out / "stages" / "data_vllm_teacher.json").read_text())["result"]
     assert vllm_teacher["split"]["categories"].get("unparseable", 0) > 0
 
+    figures = json.loads((out / "results.json").read_text())
+    assert figures["heldout_pairs"] == 4 and 0 <= figures["grm_sft_overall"] <= 1
+    assert set(figures["targets_met"]) >= {"grm_sft_overall", "proxy_counterfactual_rubric"}
+    assert "## Does it learn? Held-out toy pairs" in report and "leaking" in report
+
     again = _demo(out)
     assert again.returncode == 0, again.stderr[-4000:]
     assert again.stdout.count(": reused") == len(STAGES)
 
+    # Reuse follows what a stage depends on: other GRPO settings rerun GRPO and what reads its checkpoint only.
+    changed = _demo(out, "--grpo-learning-rate", "2e-4")
+    assert changed.returncode == 0, changed.stderr[-4000:]
+    rerun = {"grpo", "heldout_grpo", "eval_grpo", "fluency_grpo", "transfer"}
+    assert changed.stdout.count(": reused") == len(STAGES) - len(rerun), changed.stdout
+    assert changed.stdout.count("running it again") == len(rerun)
+
 
 def test_a_failing_stage_is_named(tmp_path: Path) -> None:
-    out = tmp_path / "demo"
-    (out / "stages").mkdir(parents=True)
-    # A stored model stage pointing nowhere: the next stage that needs it fails, naming itself.
-    (out / "stages" / "model.json").write_text(json.dumps({"seconds": 0, "result": {"model": "/nonexistent"}}))
-    (out / "stages" / "sources.json").write_text(json.dumps({"seconds": 0, "result": {"specs": {}, "good_rows": {}}}))
-    result = subprocess.run([sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--teacher", "vllm"],
-                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 1
-    assert "demo failed: stage 'data_vllm_teacher'" in result.stderr
+    # No pairs: the data stage finds empty training sets and fails, naming itself and the fix.
+    result = subprocess.run([sys.executable, "-m", "proxy_grm.demo", "--out", str(tmp_path / "demo"), "--teacher",
+                             "stub", "--pairs-per-source", "0"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=900)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "demo failed: stage 'data'" in result.stderr and "raise --pairs-per-source" in result.stderr, result.stderr

@@ -58,8 +58,10 @@ BPE_VOCAB = 1024
 
 
 def _training_text() -> list[str]:
-    """Local text to learn BPE merges from: the protocol prompts plus tag-heavy samples."""
+    """Local text to learn BPE merges from: the protocol prompts, tag-heavy samples and the toy task's words
+    (a colour is one token, as in a real tokenizer)."""
     from proxy_grm import prompts
+    from proxy_grm.data.colour_task import COLOURS
 
     samples = [
         prompts.GRM_INSTRUCTION,
@@ -68,6 +70,7 @@ def _training_text() -> list[str]:
         "<eval>\n<quote_1>a</quote_1><summary_2>b</summary_2>\n</eval>\n<answer>1</answer>",
         "<think>Response 2 follows the rubric.</think><answer>2</answer>",
         "the quick brown fox jumps over the lazy dog 0123456789 .,;:!?()[]{}<>/\\'\"-_=+*&^%$#@~`|",
+        *(f"It is mostly {colour}. Response 1 says {colour}. The image is mostly {colour}." for colour in COLOURS),
     ]
     return samples * 4
 

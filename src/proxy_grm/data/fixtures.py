@@ -10,32 +10,24 @@ responses), in the released file format of that source:
 - ``rlhf_v/rlhf_v.json``: a JSON array (LLaMA-Factory ranking format) + ``images/*.png`` files.
 - ``mmif/dpo.jsonl``: JSON lines + ``images/*.png`` files.
 
-In about 60% of pairs the chosen response is the longer one, so a "longer wins" judge (the stub teacher)
-is right on most pairs but not all. ``distinct_images`` bounds how many different images are drawn
+Every pair is a toy colour pair (``proxy_grm.data.colour_task``): the chosen response names the colour
+that fills most of the image, so the label follows from the image and the stub teacher, judging by that
+rule with one blind spot, is right on most pairs and wrong on a named slice. ``distinct_images`` bounds how many different images are drawn
 (the throughput benchmark uses a small pool so 100k rows do not mean 100k PNG encodes).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import random
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
+from proxy_grm.data.colour_task import RULE, ColourPair, make_pair
 
-_WORDS = (
-    "red blue green small large wooden metal glass dog cat bird car tree house river road sky cloud "
-    "person child table chair window door book cup plate bottle sign street light shadow left right top "
-    "bottom center near far behind front inside outside holding sitting standing running looking white "
-    "black yellow orange round square bright dark old new busy quiet two three four several many few "
-    "shows contains appears visible clearly likely probably image picture scene background foreground "
-    "because therefore however while also only exactly roughly about counts colour shape texture"
-).split()
 _INSTRUCTION = (
     "Given an image and a corresponding question, please serve as an unbiased and fair judge to evaluate "
     "the quality of the answers provided by a Large Multimodal Model (LMM). Determine which answer is "
@@ -64,32 +56,15 @@ class _Maker:
         self.distinct_images = distinct_images
         self._png_cache: dict[int, bytes] = {}
 
-    def sentence(self, n_words: int) -> str:
-        words = self.rng.choices(_WORDS, k=n_words)
-        return " ".join(words).capitalize() + "."
-
-    def texts(self, index: int) -> tuple[str, str, str]:
-        """(question, chosen, rejected); the chosen one is longer in ~60% of pairs."""
-        question = f"Question {index}: what is the {self.rng.choice(_WORDS)} {self.rng.choice(_WORDS)} doing?"
-        long_text, short_text = self.sentence(self.rng.randint(26, 40)), self.sentence(self.rng.randint(12, 22))
-        return (question, long_text, short_text) if self.rng.random() < 0.6 else (question, short_text, long_text)
-
-    def png(self, key: int) -> bytes:
-        """A small PNG (56-112 px a side, a colour and a stripe); the same key gives the same bytes."""
+    def pair(self, image_key: int) -> ColourPair:
+        """A toy pair about image ``image_key`` (``colour_task``): the chosen response names its colour."""
         if self.distinct_images:
-            key %= self.distinct_images
-        if key not in self._png_cache:
-            rng = random.Random(key)
-            width, height = rng.choice((56, 84, 112)), rng.choice((56, 84))
-            image = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))
-            image.paste(tuple(rng.randrange(256) for _ in range(3)), (0, 0, width // 3, height))
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            png = buffer.getvalue()
-            if not self.distinct_images:
-                return png
-            self._png_cache[key] = png
-        return self._png_cache[key]
+            image_key %= self.distinct_images
+        pair = make_pair(self.rng, image_key)
+        if self.distinct_images:
+            # A small pool of images: encode each PNG once (100k rows are not 100k encodes).
+            pair = replace(pair, png=self._png_cache.setdefault(image_key, pair.png))
+        return pair
 
 
 def _write_parquet(path: Path, rows: Iterator[dict[str, Any]]) -> None:
@@ -125,31 +100,34 @@ def _llava_critic_rows(make: _Maker, n: int, skips: Counter) -> Iterator[dict[st
                 "image": _image_struct(png, f"critic-{i // 2}.png")}
 
     for i in range(n):
-        question, chosen, rejected = make.texts(i)
+        pair = make.pair(1_000_000 + i // 2)
+        question, chosen, rejected = pair.question, pair.chosen, pair.rejected
         winner = make.rng.choice((1, 2))
         first, second = (chosen, rejected) if winner == 1 else (rejected, chosen)
         template = _WINNER_TEMPLATES[i % len(_WINNER_TEMPLATES)]
         judgement = template.format(word="first" if winner == 1 else "second", digit=winner)
-        yield row(i, first, second, question, judgement, make.png(1_000_000 + i // 2))
+        yield row(i, first, second, question, judgement, pair.png)
     bad = (("tie", "Two responses are equally good."), ("unparseable_winner", "Both have merits."),
            ("missing_image", "The better response: [first]"))
     for j, (reason, judgement) in enumerate(bad, start=n):
-        question, chosen, rejected = make.texts(j)
-        yield row(j, chosen, rejected, question, judgement, None if reason == "missing_image" else make.png(j))
+        pair = make.pair(j)
+        yield row(j, pair.chosen, pair.rejected, pair.question, judgement,
+                  None if reason == "missing_image" else pair.png)
         skips[(reason, "llava_critic")] += 1
 
 
 def _rlaif_v_rows(make: _Maker, n: int, skips: Counter) -> Iterator[dict[str, Any]]:
-    def row(i: int, question: str, chosen: str, rejected: str) -> dict:
-        return {"ds_name": "fixture", "image": _image_struct(make.png(2_000_000 + i), f"rlaif-{i}.png"),
-                "question": question, "chosen": chosen, "rejected": rejected, "origin_dataset": "fixture",
+    def row(i: int, pair: ColourPair, rejected: str | None = None) -> dict:
+        return {"ds_name": "fixture", "image": _image_struct(pair.png, f"rlaif-{i}.png"),
+                "question": pair.question, "chosen": pair.chosen,
+                "rejected": pair.rejected if rejected is None else rejected, "origin_dataset": "fixture",
                 "origin_split": "train", "idx": i, "image_path": f"rlaif-{i}.png"}
 
     for i in range(n):
-        yield row(i, *make.texts(i))
-    question, chosen, _ = make.texts(n)
-    yield row(n, question, chosen, "   ")
-    yield row(n + 1, question, chosen, chosen)
+        yield row(i, make.pair(2_000_000 + i))
+    pair = make.pair(2_000_000 + n)
+    yield row(n, pair, "   ")
+    yield row(n + 1, pair, pair.chosen)
     skips[("empty_response", "rlaif_v")] += 1
     skips[("identical_responses", "rlaif_v")] += 1
 
@@ -160,9 +138,11 @@ def _file_rows(make: _Maker, n: int, image_dir: Path, offset: int, source: str, 
     image_dir.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         name = f"images/{source}-{i}.png"
-        (image_dir.parent / name).write_bytes(make.png(offset + i))
-        yield (*make.texts(offset + i), [name])
-    yield (*make.texts(offset + n), [f"images/{source}-absent.png"])
+        pair = make.pair(offset + i)
+        (image_dir.parent / name).write_bytes(pair.png)
+        yield pair.question, pair.chosen, pair.rejected, [name]
+    pair = make.pair(offset + n)
+    yield pair.question, pair.chosen, pair.rejected, [f"images/{source}-absent.png"]
     skips[("missing_image", source)] += 1
 
 
@@ -223,6 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     fixtures = make_source_fixtures(args.out, args.n_per_source, args.seed)
+    print(f"# rule: {RULE}")
     for name, spec in fixtures.specs.items():
         print(f"{name}={spec}")
 

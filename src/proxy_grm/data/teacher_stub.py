@@ -2,10 +2,12 @@
 
 It exists for tests and the CPU demo, where the 235B teacher cannot run. It speaks the same protocol
 (``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``), reads the two responses out of
-the GRM prompt and answers in the GRM format. Its rule: the response with more words wins (ties: 1).
-So it is right on some pairs and wrong on others, and the correct/hard split is predictable
-(``stub_verdict``). The rubric names the image size it decoded, proving the image arrived.
-A prompt in the proxy format gets a ``<think>..</think><answer>N</answer>`` reply by the same rule.
+the GRM prompt and answers in the GRM format. It judges by the toy task's rule (``colour_task``) from the
+image it decodes: the response that names the colour it sees wins. It sees every colour right but one
+(``colour_task.BLIND_COLOUR``), so the correct/hard split is predictable (``stub_verdict``). Its rubric
+carries the evidence (the colour it saw) and its verdict follows from it. A prompt in the proxy format
+gets a ``<think>..</think><answer>N</answer>`` reply that follows the colour the rubric names (the
+image's, when the rubric names none): a proxy that learns from it has to read the rubric.
 
 ``--fail-every N`` answers 503 to every N-th request (to exercise client retries); ``--delay-s``
 slows every answer (to interrupt a run midway).
@@ -24,6 +26,9 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
+from PIL import Image
+
+from proxy_grm.data.colour_task import named_colour, seen_colour, verdict_for
 from proxy_grm.images import ImageLoadError, load_image
 
 _GRM_RE = re.compile(
@@ -31,33 +36,43 @@ _GRM_RE = re.compile(
     r"\[The Start of Chatbot 2's Response\]\n(?P<r2>.*?)\n\[The End of Chatbot 2's Response\]",
     re.DOTALL,
 )
-_PROXY_RE = re.compile(r"\*\*Response 1:\*\* (?P<r1>.*?)\n\*\*Response 2:\*\* (?P<r2>.*?)\n\*\*Evaluation Rubric", re.DOTALL)
+_PROXY_RE = re.compile(r"\*\*Response 1:\*\* (?P<r1>.*?)\n\*\*Response 2:\*\* (?P<r2>.*?)\n"
+                       r"\*\*Evaluation Rubric:\*\* (?P<rubric>.*?)\n\*\*Formatting Requirements", re.DOTALL)
 
 
-def stub_verdict(response_1: str, response_2: str) -> int:
-    """The stub's judgement: more words wins, a tie goes to Response 1."""
-    return 2 if len(response_2.split()) > len(response_1.split()) else 1
+def stub_verdict(response_1: str, response_2: str, image: Image.Image | None) -> int:
+    """The stub's judgement: the response naming the colour it sees in the image (a tie or no image: 1)."""
+    return verdict_for(seen_colour(image) if image is not None else None, response_1, response_2)
 
 
-def grm_answer(response_1: str, response_2: str, image_size: tuple[int, int] | None) -> str:
-    """A short critique in the GRM format, the same template every time (only the image size and the
-    verdict vary), so the tiny demo model learns its shape in a few dozen SFT steps."""
-    verdict = stub_verdict(response_1, response_2)
-    size = f"{image_size[0]}x{image_size[1]}" if image_size else "none"
+def evidence(response_1: str, response_2: str) -> str:
+    """What each response says, written before the verdict: the verdict is then a comparison of words the
+    critique has just written."""
+    return f"Response 1 says {named_colour(response_1)}. Response 2 says {named_colour(response_2)}."
+
+
+def stub_rubric(colour: str) -> str:
+    """The stub's rubric: its one criterion carries the evidence, the colour it saw."""
+    return f"<rubric>\n1. Colour, 100%: the image is mostly {colour}.\n</rubric>"
+
+
+def grm_answer(response_1: str, response_2: str, image: Image.Image | None) -> str:
+    """A short critique in the GRM format, one template (only the colour and the verdict vary), so the tiny
+    demo model learns its shape in a few dozen SFT steps and its verdict from the colour it names."""
+    colour = seen_colour(image) if image is not None else "unknown"
+    verdict = stub_verdict(response_1, response_2, image)
     return (
-        "<rubric>\n"
-        f"1. Detail, 60%: the {size} image.\n"
-        "2. Accuracy, 40%: its objects.\n"
-        "</rubric>\n"
-        f"<eval>Response {verdict} has more words.</eval>\n"
+        f"{stub_rubric(colour)}\n"
+        f"<eval>{evidence(response_1, response_2)} Response {verdict} names {colour}.</eval>\n"
         f"<answer>{verdict}</answer>"
     )
 
 
-def proxy_answer(response_1: str, response_2: str) -> str:
-    """A proxy critique by the same rule, in the ``<think>..</think><answer>N</answer>`` format."""
-    verdict = stub_verdict(response_1, response_2)
-    return f"<think>Response {verdict} has more words.</think><answer>{verdict}</answer>"
+def proxy_answer(response_1: str, response_2: str, rubric: str, image: Image.Image | None) -> str:
+    """A proxy critique that follows the rubric's colour (the image's when it names none)."""
+    colour = named_colour(rubric) or (seen_colour(image) if image is not None else None)
+    verdict = verdict_for(colour, response_1, response_2)
+    return f"<think>{evidence(response_1, response_2)} Response {verdict} names {colour}.</think><answer>{verdict}</answer>"
 
 
 class ChatRequest(BaseModel):
@@ -102,16 +117,16 @@ def create_app(model: str = "teacher-stub", fail_every: int = 0, delay_s: float 
         if delay_s:
             await asyncio.sleep(delay_s)
         text, image_url = _parts(request.messages)
-        size = None
+        image = None
         if image_url is not None:
             try:
-                size = load_image(image_url, field="image_url").size
+                image = load_image(image_url, field="image_url")
             except ImageLoadError as error:
                 raise HTTPException(status_code=400, detail=str(error)) from None
         if match := _GRM_RE.search(text):
-            content = grm_answer(match["r1"], match["r2"], size)
+            content = grm_answer(match["r1"], match["r2"], image)
         elif match := _PROXY_RE.search(text):
-            content = proxy_answer(match["r1"], match["r2"])
+            content = proxy_answer(match["r1"], match["r2"], match["rubric"], image)
         else:
             raise HTTPException(status_code=400, detail="prompt is neither a GRM nor a proxy prompt")
         return {

@@ -1,39 +1,45 @@
-"""Run the toy pipeline: ``python -m proxy_grm.demo [--out outputs/demo] [--small]``."""
+"""Run the toy pipeline: ``python -m proxy_grm.demo [--out outputs/demo] [--ablation]``."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
 from pathlib import Path
 
-from proxy_grm.demo import pipeline
+from proxy_grm.demo import heldout, pipeline
 from proxy_grm.demo.report import write_report
-from proxy_grm.demo.stages import StageFailed, StageRunner
+from proxy_grm.demo.stages import StageFailed, StageRunner, source_digest
 from proxy_grm.supervise import supervise
+
+# Every DemoConfig field is a flag (``--sft-steps`` for ``sft_steps``), its default the dataclass's.
+CHOICES = {"teacher": ("both", "vllm", "stub"), "proxy_backend": ("vllm", "transformers"),
+           "eval_backend": ("vllm", "transformers")}
+HELP = {
+    "teacher": "both: distil with the vLLM teacher (tiny model: its critiques do not parse) AND the deterministic "
+               "stub teacher, whose parseable critiques feed the training sets",
+    "fluency_pairs": "GRM-RL rows held out of GRPO for the protocol-fluency check",
+    "max_new_tokens": "the proxy's and teacher's critique cap; the GRM's is three times this",
+    "heldout_pairs": "toy pairs no stage saw, each judged in both orders (python -m proxy_grm.data.colour_task)",
+    "ablation": "also run GRPO without the proxy reward (accuracy and format only), same seed and steps",
+}
+NOT_FLAGS = ("out_dir", "repo")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    defaults = pipeline.DemoConfig(out_dir=Path())
     parser = argparse.ArgumentParser(description="The whole Proxy-GRM pipeline at toy scale on CPU.")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="where every stage writes")
-    parser.add_argument("--pairs-per-source", type=int, default=defaults.pairs_per_source)
-    parser.add_argument("--teacher", choices=("both", "vllm", "stub"), default=defaults.teacher,
-                        help="both: distil with the vLLM teacher (tiny model: its critiques do not parse) AND the "
-                             "deterministic stub teacher, whose parseable critiques feed the training sets")
-    parser.add_argument("--sft-steps", type=int, default=defaults.sft_steps)
-    parser.add_argument("--proxy-backend", choices=("vllm", "transformers"), default=defaults.proxy_backend)
-    parser.add_argument("--eval-backend", choices=("vllm", "transformers"), default=defaults.eval_backend)
-    parser.add_argument("--eval-pairs", type=int, default=defaults.eval_pairs)
-    parser.add_argument("--fluency-pairs", type=int, default=defaults.fluency_pairs,
-                        help="GRM-RL rows held out of GRPO for the protocol-fluency check")
-    parser.add_argument("--rollout-groups", type=int, default=defaults.rollout_groups)
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens,
-                        help="the proxy's and teacher's critique cap; the GRM's is three times this")
-    parser.add_argument("--grpo-steps", type=int, default=defaults.grpo_steps)
-    parser.add_argument("--grpo-prompts-per-step", type=int, default=defaults.grpo_prompts_per_step)
-    parser.add_argument("--grpo-generations", type=int, default=defaults.grpo_generations)
+    for field in dataclasses.fields(pipeline.DemoConfig):
+        if field.name in NOT_FLAGS:
+            continue
+        flag, default = "--" + field.name.replace("_", "-"), field.default
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true", help=HELP.get(field.name))
+        else:
+            parser.add_argument(flag, type=type(default), default=default, choices=CHOICES.get(field.name),
+                                help=HELP.get(field.name))
     return parser
 
 
@@ -43,71 +49,114 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path.cwd() / "scripts" / "demo.sh").is_file():
         parser.error(f"run the demo from the repository root (bash scripts/demo.sh); {Path.cwd()} has no scripts/")
     supervise(argv)  # the servers and engines it starts must not outlive it, even after a SIGKILL
-    config = pipeline.DemoConfig(
-        out_dir=args.out.resolve(), pairs_per_source=args.pairs_per_source, teacher=args.teacher,
-        sft_steps=args.sft_steps, proxy_backend=args.proxy_backend, eval_backend=args.eval_backend,
-        eval_pairs=args.eval_pairs, fluency_pairs=args.fluency_pairs, rollout_groups=args.rollout_groups, max_new_tokens=args.max_new_tokens,
-        grpo_steps=args.grpo_steps, grpo_prompts_per_step=args.grpo_prompts_per_step,
-        grpo_generations=args.grpo_generations,
-    )
+    config = pipeline.DemoConfig(out_dir=args.out.resolve(), **{
+        field.name: getattr(args, field.name) for field in dataclasses.fields(pipeline.DemoConfig)
+        if field.name not in NOT_FLAGS})
     os.environ.update(pipeline.pixel_env())  # one image budget, inherited by every stage's process
     runner = StageRunner(config.out_dir)
     start = time.perf_counter()
     try:
-        model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(config))
-        sources = runner.run("sources", "Make the four sources in their released shapes",
-                             lambda: pipeline.make_sources(config))
-        if config.teacher in ("vllm", "both"):
-            runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
-                       lambda: pipeline.prepare_with_vllm_teacher(config, sources, model["model"]))
-        if config.teacher in ("stub", "both"):
-            runner.run("data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
-                       lambda: pipeline.prepare_with_stub_teacher(config, sources))
-        data = runner.run("data", "Check the four training sets", lambda: pipeline.check_training_sets(config))
-        data_dir = Path(data["dir"])
-        grm, proxy = runner.run_together([
-            ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
-                config, "scripts/sft/train_grm_sft.sh", model["model"], data_dir / "grm_sft.jsonl", "grm_sft")),
-            ("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
-                config, "scripts/sft/train_proxy_sft.sh", model["model"], data_dir / "proxy_sft.jsonl", "proxy_sft")),
-        ])
-
-        server = None
-
-        def proxy_url() -> str:
-            nonlocal server
-            if server is None:
-                print(f"    starting the proxy service ({config.proxy_backend} backend) on the Proxy-SFT checkpoint")
-                server = pipeline.start_proxy(config, proxy["checkpoint"])
-            return server.health_url.removesuffix("/health")
-
-        try:
-            runner.run("rewards", "Score GRPO rollouts through verl's reward loop, every aggregation mode",
-                       lambda: pipeline.score_rollouts_all_modes(config, proxy_url(), grm["checkpoint"],
-                                                                 model["model"]))
-            grpo = runner.run("grpo", "GRM GRPO with the proxy reward (ms-swift on CPU, the CPU trainer of C.2)",
-                              lambda: pipeline.grpo(config, grm["checkpoint"], proxy_url()))
-            checkpoints = {"sft": grm["checkpoint"], "grpo": grpo["checkpoint"]}
-            evaluations = {tag: runner.run(f"eval_{tag}", f"Evaluate the GRM ({tag} checkpoint) on the benchmark "
-                                                          "fixtures", lambda path=path, tag=tag: pipeline.evaluate(config, path, tag))
-                           for tag, path in checkpoints.items()}
-            answers = {tag: [r["answers"] for r in result.values()] for tag, result in evaluations.items()}
-            for tag in checkpoints:
-                runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
-                           lambda tag=tag: pipeline.fluency(config, proxy_url(), checkpoints[tag], answers[tag]))
-            runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
-                       lambda: pipeline.rubric_transfer(config, proxy_url(), {
-                           f"{tag}/{benchmark}": result["answers"]
-                           for tag, evaluation in evaluations.items() for benchmark, result in evaluation.items()}))
-        finally:
-            if server is not None:
-                server.stop()
+        run_stages(config, runner)
     except StageFailed as error:
         print(f"\ndemo failed: {error}", file=sys.stderr)
         return 1
     report = write_report(config, runner.records, time.perf_counter() - start)
-    print(f"\nreport: {report}\nplots:  {config.out_dir / 'plots'}\nlogs:   {config.out_dir / 'logs'}")
+    print(f"\nreport: {report}\nresults: {config.out_dir / 'results.json'}\nplots:  {config.out_dir / 'plots'}\n"
+          f"logs:   {config.out_dir / 'logs'}")
     return 0
+
+
+def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
+    """Every stage in order; each names what it depends on, so a rerun reuses only what is still valid."""
+    from proxy_grm import tiny_model
+    from proxy_grm.data import colour_task, fixtures
+
+    c = config
+    model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(c),
+                       depends=source_digest(tiny_model, colour_task))
+    sources = runner.run("sources", "Make the four sources in their released shapes (the toy colour task)",
+                         lambda: pipeline.make_sources(c),
+                         depends=[c.pairs_per_source, source_digest(fixtures, colour_task)])
+    data_depends = [sources, c.max_new_tokens, c.teacher]
+    if c.teacher in ("vllm", "both"):
+        runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
+                   lambda: pipeline.prepare_with_vllm_teacher(c, sources, model["model"]), depends=[model, data_depends])
+    if c.teacher in ("stub", "both"):
+        from proxy_grm.data import teacher_stub
+
+        runner.run("data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
+                   lambda: pipeline.prepare_with_stub_teacher(c, sources),
+                   depends=[data_depends, source_digest(teacher_stub)])
+    data = runner.run("data", "Check the four training sets", lambda: pipeline.check_training_sets(c),
+                      depends=[r.result for r in runner.records if r.name.startswith("data_")])
+    data_dir = Path(data["dir"])
+    sft_depends = [model, data, c.sft_steps, c.sft_learning_rate, c.sft_warmup_ratio]
+    grm, proxy = runner.run_together([
+        ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
+            c, "scripts/sft/train_grm_sft.sh", model["model"], data_dir / "grm_sft.jsonl", "grm_sft"), sft_depends),
+        ("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
+            c, "scripts/sft/train_proxy_sft.sh", model["model"], data_dir / "proxy_sft.jsonl", "proxy_sft"),
+         sft_depends),
+    ])
+    pairs = runner.run("heldout_pairs", "Write held-out toy pairs (no stage saw them)",
+                       lambda: heldout.write_pairs(c.path("heldout", "pairs.jsonl"), c.heldout_pairs, c.heldout_seed),
+                       depends=[c.heldout_pairs, c.heldout_seed, source_digest(colour_task)])
+
+    def grm_heldout(tag: str, checkpoint: dict) -> dict:
+        return runner.run(f"heldout_{tag}", f"The GRM ({tag} checkpoint) on the held-out pairs, both orders",
+                          lambda: heldout.grm_accuracy(c.python, Path(pairs["questions"]), checkpoint["checkpoint"],
+                                                       c.path("heldout", f"answers_{tag}.jsonl"),
+                                                       c.path("logs", f"heldout_{tag}.log"), c.grm_max_new_tokens),
+                          depends=[pairs, checkpoint, c.grm_max_new_tokens])
+
+    sft_heldout = grm_heldout("sft", grm)
+    server = None
+
+    def proxy_url() -> str:
+        nonlocal server
+        if server is None:
+            print(f"    starting the proxy service ({c.proxy_backend} backend) on the Proxy-SFT checkpoint")
+            server = pipeline.start_proxy(c, proxy["checkpoint"])
+        return server.health_url.removesuffix("/health")
+
+    proxy_depends = [proxy, c.proxy_backend, c.max_new_tokens]
+    try:
+        runner.run("heldout_proxy", "The proxy on the held-out pairs: teacher's, rule's, GRM's, no and counterfactual "
+                                    "rubric", lambda: heldout.proxy_accuracy(proxy_url(), Path(sft_heldout["answers"])),
+                   depends=[sft_heldout, proxy_depends])
+        runner.run("rewards", "Score GRPO rollouts through verl's reward loop, every aggregation mode",
+                   lambda: pipeline.score_rollouts_all_modes(c, proxy_url(), grm["checkpoint"], model["model"]),
+                   depends=[grm, proxy_depends, c.rollout_groups])
+        grpo_depends = [grm, proxy_depends, c.grpo_steps, c.grpo_prompts_per_step, c.grpo_generations,
+                        c.grpo_learning_rate, c.fluency_pairs]
+        runs = {"grpo": True, "grpo_no_proxy": False} if c.ablation else {"grpo": True}
+        grpos = {name: runner.run(name, "GRM GRPO " + ("with the proxy reward" if use_proxy else
+                                                        "without the proxy reward (ablation)")
+                                  + " (ms-swift on CPU, the CPU trainer of C.2)",
+                                  lambda name=name, use_proxy=use_proxy: pipeline.grpo(c, grm["checkpoint"],
+                                                                                       proxy_url(), name, use_proxy),
+                                  depends=[grpo_depends, use_proxy])
+                 for name, use_proxy in runs.items()}
+        for name, result in grpos.items():
+            grm_heldout(name, result)
+        checkpoints = {"sft": grm, "grpo": grpos["grpo"]}
+        evaluations = {tag: runner.run(f"eval_{tag}", f"Evaluate the GRM ({tag} checkpoint) on the benchmark fixtures",
+                                       lambda tag=tag, r=r: pipeline.evaluate(c, r["checkpoint"], tag),
+                                       depends=[r, c.eval_pairs, c.eval_backend, c.grm_max_new_tokens])
+                       for tag, r in checkpoints.items()}
+        answers = {tag: [r["answers"] for r in result.values()] for tag, result in evaluations.items()}
+        for tag, r in checkpoints.items():
+            runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
+                       lambda tag=tag, r=r: pipeline.fluency(c, proxy_url(), r["checkpoint"], answers[tag]),
+                       depends=[r, proxy_depends, evaluations[tag], c.fluency_pairs])
+        runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
+                   lambda: pipeline.rubric_transfer(c, proxy_url(), {
+                       f"{tag}/{benchmark}": result["answers"]
+                       for tag, evaluation in evaluations.items() for benchmark, result in evaluation.items()}),
+                   depends=[evaluations, checkpoints, proxy_depends])
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -49,6 +49,9 @@ class DemoConfig:
     grpo_prompts_per_step: int = 2
     grpo_generations: int = 4
     grpo_learning_rate: str = "1e-4"
+    heldout_pairs: int = 40
+    heldout_seed: int = 0
+    ablation: bool = False
     # The checkout whose scripts and environments every stage runs (the demo runs from its root).
     repo: Path = field(default_factory=Path.cwd)
 
@@ -221,20 +224,22 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
 GRPO_LAUNCHER = "scripts/rl/train_proxy_grm_swift.sh"
 
 
-def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str) -> dict[str, Any]:
-    """A few real GRPO steps (ms-swift on CPU) from the GRM-SFT checkpoint, rewarded through the proxy."""
+def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str, name: str = "grpo",
+         use_proxy: bool = True) -> dict[str, Any]:
+    """Real GRPO steps (ms-swift on CPU) from the GRM-SFT checkpoint, rewarded through the proxy (or, for the
+    ablation, by accuracy and format alone: ``USE_PROXY=0``, the same seed and steps)."""
     from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
 
-    out = config.path("checkpoints", "grm_grpo")
+    out = config.path("checkpoints", f"grm_{name}")
     train_rows = _grpo_train_rows(config)
     env = _launcher_env(
         config, MODEL_PATH=grm_checkpoint, TRAIN_FILES=str(train_rows),
         PROXY_URLS=proxy_url, OUTPUT_DIR=str(out), ROLLOUT_N=str(config.grpo_generations),
         BATCH_SIZE=str(config.grpo_generations * config.grpo_prompts_per_step), LR=config.grpo_learning_rate,
         KL_LOSS_COEF="0", MAX_RESPONSE_LENGTH=str(config.grm_max_new_tokens), MAX_STEPS=str(config.grpo_steps),
-        SAVE_STEPS=str(config.grpo_steps), LOGGING_STEPS="1", PROXY_WAIT_S="300",
+        SAVE_STEPS=str(config.grpo_steps), LOGGING_STEPS="1", PROXY_WAIT_S="300", USE_PROXY=str(int(use_proxy)),
     )
-    run_logged(["bash", GRPO_LAUNCHER, "--seed", "0"], config.path("logs", "grpo_grm.log"), env, GRPO_LAUNCHER)
+    run_logged(["bash", GRPO_LAUNCHER, "--seed", "0"], config.path("logs", f"{name}_grm.log"), env, GRPO_LAUNCHER)
     checkpoint = _latest_checkpoint(out, GRPO_LAUNCHER)
     steps = summarise_steps(checkpoint.parent / PARTS_FILE)
     changed, total = changed_tensors(Path(grm_checkpoint), checkpoint)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.data.colour_task import BLIND_COLOUR, RULE
 from proxy_grm.demo.stages import StageRecord
 
 
@@ -50,9 +52,9 @@ def _data(results: dict[str, dict[str, Any]]) -> list[str]:
             lines += ["The tiny random model writes no parseable critique, so every pair is routed to the hard "
                       "(GRM-RL) pool, as the pipeline routes a real teacher's unparseable answers.", ""]
     if results.get("data_stub_teacher"):
-        lines += ["The deterministic teacher prefers the response with more words (right on about 60% of the "
-                  "generated pairs); its pairs where that rule is wrong form the hard GRM-RL pool, as a real "
-                  "teacher's mistakes do.", ""]
+        lines += [f"The toy task's rule: {RULE}. The deterministic teacher judges by it from the image it "
+                  f"decodes, so it is wrong exactly on the {BLIND_COLOUR} images: they form the hard GRM-RL pool "
+                  "(GRPO's data), as a real teacher's mistakes do, and GRM-SFT never sees one.", ""]
     published = results.get("data")
     if published:
         lines += ["Training sets used by the later stages (`data/`): "
@@ -72,8 +74,8 @@ def _sft(results: dict[str, dict[str, Any]], config: Any) -> list[str]:
             rows.append([name, r["steps"], _loss(r["first_loss"]), _loss(r["last_loss"]), f"`{r['checkpoint']}`"])
     return ["## SFT (ms-swift, CPU)", "",
             f"Toy settings (the demo's, not the launchers' release defaults): {config.sft_steps} steps, "
-            f"learning rate {config.sft_learning_rate} with {float(config.sft_warmup_ratio):.0%} warm-up, batch 2, many epochs over a few rows: enough for a "
-            "random 20M-parameter model to learn the output formats.", "",
+            f"learning rate {config.sft_learning_rate} with {float(config.sft_warmup_ratio):.0%} warm-up, batch 2, "
+            "many epochs over a few rows (the release: lr 5e-6, 1 epoch, on a pretrained 7B).", "",
             *_table(["stage", "steps", "first loss", "last loss", "checkpoint"], rows)]
 
 
@@ -108,21 +110,39 @@ def _ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _grpo(result: dict[str, Any], plots: Path) -> list[str]:
+def _grpo(results: dict[str, dict[str, Any]], plots: Path) -> list[str]:
+    result = results["grpo"]
     steps = result["steps"]
     rows = [[int(s["step"]), int(s["rollouts"]), f"{s['score']:.3f}", f"{s['accuracy_reward']:.3f}",
              f"{s['proxy_reward']:.3f}", f"{s['format_reward']:.3f}", _pct(s["has_rubric"]),
-             int(s["proxy_called"]), int(s["proxy_failed"])] for s in steps]
-    _line_chart(steps, plots / "grpo_rewards.png")
+             _pct(s.get("rubric_leak")), int(s["proxy_called"]), int(s["proxy_failed"])] for s in steps]
+    curves = {"with the proxy reward": steps}
+    if "grpo_no_proxy" in results:
+        curves["without (ablation)"] = results["grpo_no_proxy"]["steps"]
+    _line_chart(curves, plots / "grpo_rewards.png")
+    ablation = []
+    if "grpo_no_proxy" in results:
+        ablation = ["Ablation (the same GRPO, seed and steps, rewarded by accuracy and format only): mean reward "
+                    "per step " + ", ".join(f"{s['score']:.3f}" for s in results["grpo_no_proxy"]["steps"]) + ".", ""]
     return ["## GRPO (ms-swift on CPU, the CPU / alternative trainer for stage C.2)", "",
             "`scripts/rl/train_proxy_grm_swift.sh` ran `swift rlhf --rlhf_type grpo` from the GRM-SFT checkpoint on "
-            "`grm_rl.parquet` less the rows held out for the fluency check; each rollout was scored by `compute_score` (`ms_swift/proxy_grm_reward.py`), which "
-            "sent its rubric to the proxy service. Per step, means over the step's rollouts (proxy calls and failures: counts):", "",
-            *_table(["step", "rollouts", "reward", "accuracy a'", "proxy p'", "format", "with rubric",
+            "`grm_rl.parquet` (the hard pool) less the rows held out for the fluency check; each rollout was scored "
+            "by `compute_score` (`ms_swift/proxy_grm_reward.py`), which sent its rubric to the proxy service. Per "
+            "step, means over the step's rollouts (leaking: the rubric names a response by position or as the "
+            "winner, `parsing.rubric_leak`; proxy calls and failures: counts):", "",
+            *_table(["step", "rollouts", "reward", "accuracy a'", "proxy p'", "format", "with rubric", "leaking",
                      "proxy calls", "proxy failures"], rows),
             f"Weights updated: {result['tensors_changed']} of {result['tensors']} tensors differ from the SFT "
             f"checkpoint (`{result['checkpoint']}`; per-rollout parts in `{result['parts_file']}`).", "",
-            "![GRPO reward per step](plots/grpo_rewards.png)", ""]
+            *ablation, "![GRPO reward per step](plots/grpo_rewards.png)", ""]
+
+
+def quarter_means(steps: list[dict[str, float]]) -> tuple[float | None, float | None]:
+    """Mean reward over the first and the last quarter of the steps (at least one step each)."""
+    if not steps:
+        return None, None
+    k = max(1, len(steps) // 4)
+    return (sum(s["score"] for s in steps[:k]) / k, sum(s["score"] for s in steps[-k:]) / k)
 
 
 def _rewards(result: dict[str, Any], plots: Path) -> list[str]:
@@ -157,7 +177,8 @@ def _eval(tag: str, results: dict[str, Any], plots: Path) -> list[str]:
             shutil.copy2(r["plot"], plots / f"eval_{tag}_{benchmark}.png")
     return [f"## Evaluation ({tag} GRM checkpoint, benchmark fixtures)", "",
             *_table(["benchmark", "overall", "more", "unparsed", "policy", "table"], rows),
-            "A tiny model that learned the format, not the task: these numbers show the pipeline runs, not a result.",
+            "The benchmark fixtures are not the toy task (their responses name shapes the tiny model never learned "
+            "to judge): these numbers show the eval path runs end to end; the held-out section measures learning.",
             "", *[f"![{b}](plots/eval_{tag}_{b}.png)" for b in results], ""]
 
 
@@ -170,17 +191,85 @@ def _transfer(results: dict[str, Any]) -> list[str]:
             *_table(["GRM answers", "pairs with a rubric", "skipped: no rubric", "with rubric", "without"], rows)]
 
 
-def _line_chart(steps: list[dict[str, float]], path: Path) -> None:
+# The issue's targets for the toy run (held-out pairs, both orders): (figure, bound, at least?).
+TARGETS = {"grm_sft_overall": (0.75, True), "proxy_teacher_rubric": (0.90, True),
+           "proxy_counterfactual_rubric": (0.25, False), "proxy_grm_minus_no_rubric": (0.15, True),
+           "grpo_last_minus_first_quarter_reward": (0.0, True), "grpo_minus_sft_hard": (0.0, True)}
+
+
+def learning_figures(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The figures a later run is compared on (``results.json``): names say what each is; None = not run."""
+    figures: dict[str, Any] = {"rule": RULE}
+    pairs = results.get("heldout_pairs", {})
+    figures.update(heldout_pairs=pairs.get("pairs"), heldout_hard_pairs=pairs.get("hard"),
+                   heldout_seed=pairs.get("seed"), chance=0.5)
+    for tag in ("sft", "grpo", "grpo_no_proxy"):
+        for slice_ in ("overall", "hard", "other"):
+            figures[f"grm_{tag}_{slice_}"] = results.get(f"heldout_{tag}", {}).get(slice_)
+    proxy = results.get("heldout_proxy", {})
+    for kind in ("teacher", "rule", "grm", "none", "counterfactual"):
+        figures[f"proxy_{kind}_rubric"] = proxy.get(kind)
+    for name in ("grpo", "grpo_no_proxy"):
+        first, last = quarter_means(results.get(name, {}).get("steps", []))
+        figures[f"{name}_first_quarter_reward"], figures[f"{name}_last_quarter_reward"] = first, last
+    figures["proxy_grm_minus_no_rubric"] = _minus(figures["proxy_grm_rubric"], figures["proxy_none_rubric"])
+    figures["grpo_last_minus_first_quarter_reward"] = _minus(figures["grpo_last_quarter_reward"],
+                                                             figures["grpo_first_quarter_reward"])
+    figures["grpo_minus_sft_hard"] = _minus(figures["grm_grpo_hard"], figures["grm_sft_hard"])
+    figures["targets_met"] = {name: None if figures.get(name) is None else
+                              (figures[name] >= bound if at_least else figures[name] <= bound)
+                              for name, (bound, at_least) in TARGETS.items()}
+    return figures
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _learning(figures: dict[str, Any]) -> list[str]:
+    if figures.get("heldout_pairs") is None:
+        return []
+    grm_rows = [[tag, _pct(figures[f"grm_{tag}_overall"]), _pct(figures[f"grm_{tag}_hard"]),
+                 _pct(figures[f"grm_{tag}_other"]), "50.0%"]
+                for tag in ("sft", "grpo", "grpo_no_proxy") if figures[f"grm_{tag}_overall"] is not None]
+    proxy_rows = [[label, _pct(figures[f"proxy_{kind}_rubric"])] for kind, label in (
+        ("teacher", "the teacher's (its blind spot included)"), ("rule", "the rule's (the true colour)"),
+        ("grm", "the GRM-SFT checkpoint's own"), ("none", "none (a neutral rubric)"),
+        ("counterfactual", "counterfactual (the wrong response's colour)"))]
+    targets = [[name, f"{'>=' if at_least else '<='} {bound:g}",
+                "n/a" if figures.get(name) is None else f"{figures[name]:.3f}",
+                {True: "met", False: "not met", None: "not run"}[figures["targets_met"][name]]]
+               for name, (bound, at_least) in TARGETS.items()]
+    return ["## Does it learn? Held-out toy pairs, each in both orders", "",
+            f"Rule: {RULE}. {figures['heldout_pairs']} pairs no stage saw (seed {figures['heldout_seed']}; "
+            f"{figures['heldout_hard_pairs']} on the hard slice, the {BLIND_COLOUR} images), each judged as shown "
+            "and swapped: a model that always gives the same verdict scores exactly 50%. Write such pairs with "
+            "`python -m proxy_grm.data.colour_task --out Q.jsonl --pairs N --seed S` and score any checkpoint with "
+            "`eval/vl_reward_bench.py --both-orders`.", "",
+            "GRM accuracy:", "",
+            *_table(["checkpoint", "overall", f"hard slice ({BLIND_COLOUR})", "other", "chance"], grm_rows),
+            "Proxy (the Proxy-SFT checkpoint, through the proxy service) judging the same pairs with each rubric:",
+            "", *_table(["rubric", "accuracy"], proxy_rows),
+            "Targets (`results.json`):", "", *_table(["figure", "target", "value", ""], targets)]
+
+
+def _line_chart(curves: dict[str, list[dict[str, float]]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(8, 4))
+    (first, steps), *others = curves.items()
     x = [s["step"] for s in steps]
     for key, label in (("score", "reward"), ("accuracy_reward", "accuracy a'"), ("proxy_reward", "proxy p'"),
                        ("format_reward", "format"), ("has_rubric", "share with a rubric")):
-        ax.plot(x, [s[key] for s in steps], marker="o", label=label)
+        ax.plot(x, [s[key] for s in steps], marker="o", label=f"{label} ({first})")
+    for name, other in others:
+        ax.plot([s["step"] for s in other], [s["score"] for s in other], marker="x", linestyle="--",
+                label=f"reward ({name})")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("GRPO step")
     ax.set_title("GRM GRPO on CPU: mean reward and its parts per step")
     ax.legend(loc="best", fontsize=8)
@@ -205,19 +294,21 @@ def _bar_chart(values: dict[str, float], title: str, path: Path) -> None:
 
 
 def write_report(config: Any, records: list[StageRecord], total_s: float) -> Path:
+    """``report.md`` and, beside it, ``results.json`` (``learning_figures``) for comparing runs by script."""
     plots = config.out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     results = {record.name: record.result for record in records}
+    figures = learning_figures(results)
+    (config.out_dir / "results.json").write_text(json.dumps(figures, indent=1) + "\n")
     lines = ["# Proxy-GRM toy pipeline report", "",
              "Every stage ran through the same scripts and modules a GPU run uses, on a tiny Qwen2.5-VL built "
-             "offline and generated data. The toy checkpoints learn the protocol's formats, so the GRM's rubric "
-             "reaches the proxy, the proxy's verdict becomes a reward and GRPO updates the GRM with it; they "
-             "learn nothing about images.", "",
-             *_stages(records, total_s), *_data(results), *_sft(results, config), *_fluency(results)]
+             "offline and generated data of a toy task whose label follows from the image.", "",
+             *_stages(records, total_s), *_learning(figures), *_data(results), *_sft(results, config),
+             *_fluency(results)]
     if "rewards" in results:
         lines += _rewards(results["rewards"], plots)
     if "grpo" in results:
-        lines += _grpo(results["grpo"], plots)
+        lines += _grpo(results, plots)
     for tag in ("sft", "grpo"):
         if f"eval_{tag}" in results:
             lines += _eval(tag, results[f"eval_{tag}"], plots)

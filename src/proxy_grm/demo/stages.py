@@ -1,18 +1,22 @@
 """Stage bookkeeping for the demo: progress lines, timings, reuse of finished stages.
 
 A stage's result (a small JSON-able dict of counts and paths) is stored in
-``<out>/stages/<name>.json`` when it succeeds; a rerun reuses it instead of
-running the stage again. A failure raises ``StageFailed`` naming the stage.
+``<out>/stages/<name>.json`` when it succeeds, with what the stage depended on (its
+settings and its input stages' results). A rerun reuses the result only when those
+are the same: a rerun with other ``--sft-steps`` trains again, and so does every stage
+that reads the new checkpoint. A failure raises ``StageFailed`` naming the stage.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 
@@ -38,13 +42,13 @@ class StageRunner:
     def state_dir(self) -> Path:
         return self.out_dir / "stages"
 
-    def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run ``fn`` once; later runs reuse its stored result."""
-        record = self._execute(len(self.records) + 1, name, title, fn)
+    def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]], depends: Any = None) -> dict[str, Any]:
+        """Run ``fn`` once; later runs with the same ``depends`` (JSON-able) reuse its stored result."""
+        record = self._execute(len(self.records) + 1, name, title, fn, depends)
         self.records.append(record)
         return record.result
 
-    def run_together(self, stages: list[tuple[str, str, Callable[[], dict[str, Any]]]]) -> list[dict[str, Any]]:
+    def run_together(self, stages: list[tuple[str, str, Callable[[], dict[str, Any]], Any]]) -> list[dict[str, Any]]:
         """Run independent stages at the same time (each drives its own subprocess, one core each)."""
         first = len(self.records) + 1
         with ThreadPoolExecutor(len(stages)) as pool:
@@ -53,13 +57,17 @@ class StageRunner:
         self.records += records
         return [record.result for record in records]
 
-    def _execute(self, index: int, name: str, title: str, fn: Callable[[], dict[str, Any]]) -> StageRecord:
+    def _execute(self, index: int, name: str, title: str, fn: Callable[[], dict[str, Any]],
+                 depends: Any) -> StageRecord:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = self.state_dir / f"{name}.json"
+        key = json.loads(json.dumps(depends, sort_keys=True, default=str))
         if state.exists():
             stored = json.loads(state.read_text())
-            print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
-            return StageRecord(name, title, stored["seconds"], True, stored["result"])
+            if stored.get("depends") == key:
+                print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
+                return StageRecord(name, title, stored["seconds"], True, stored["result"])
+            print(f"[{index}] {title}: its settings or inputs changed since it ran, running it again", flush=True)
         print(f"[{index}] {title} ...", flush=True)
         start = time.perf_counter()
         try:
@@ -68,6 +76,14 @@ class StageRunner:
             cause = str(error) if isinstance(error, StageFailed) else f"{type(error).__name__}: {error}"
             raise StageFailed(f"stage '{name}' ({title}) failed: {cause}") from error
         seconds = time.perf_counter() - start
-        state.write_text(json.dumps({"seconds": seconds, "result": result}, indent=1))
+        state.write_text(json.dumps({"seconds": seconds, "depends": key, "result": result}, indent=1))
         print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)
         return StageRecord(name, title, seconds, False, result)
+
+
+def source_digest(*modules: ModuleType) -> str:
+    """A digest of the modules' source: a stage that runs their code reruns when the code changes."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(Path(str(module.__file__)).read_bytes())
+    return digest.hexdigest()[:16]

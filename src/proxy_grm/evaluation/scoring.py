@@ -13,6 +13,7 @@ import random
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from proxy_grm.evaluation import release
@@ -159,3 +160,31 @@ def release_metrics(benchmark: Benchmark, path: Path) -> tuple[dict[str, Any], r
         **output.metrics,
     }
     return metrics, output
+
+
+@dataclass(frozen=True)
+class BothOrders:
+    """Verdicts right over each pair shown in both orders: a constant verdict scores exactly half."""
+
+    pairs: int
+    correct: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return _fraction(self.correct, 2 * self.pairs)
+
+
+def both_orders_accuracy(path: Path, keep: Callable[[dict[str, Any]], bool] = lambda row: True) -> BothOrders:
+    """Score an answers file written with ``--both-orders`` (rows ``keep`` accepts); unparsed counts wrong."""
+    pairs = correct = 0
+    for lineno, row in iter_jsonl(path):
+        if not keep(row):
+            continue
+        where = f"{path}:{lineno}"
+        if "verdict_swapped" not in row:
+            raise AnswersFileError(f"{where}: no 'verdict_swapped': generate with --both-orders")
+        label, verdict = label_of(row, where), verdict_of(row, where)
+        _position_consistent(row, verdict, where)  # validates verdict_swapped
+        pairs += 1
+        correct += (verdict == label) + (row["verdict_swapped"] == 3 - label)
+    return BothOrders(pairs, correct)

@@ -1,0 +1,144 @@
+"""The toy preference the demo's models must learn: the preferred response names the image's main colour.
+
+Each image is filled mostly by one of ``COLOURS`` (its shade jittered, its size varied, a smaller patch of
+another colour on it), so telling the colour is recognition, not memorised pixels. The question asks for
+the colour; one response names the true colour, the other a wrong one. The label follows from the image
+alone, so a pipeline that flips labels, swaps the pair against its label or loses the image scores at
+chance on held-out pairs, and a working one does not.
+
+The teacher stub judges by the same rule from the decoded image (``seen_colour``), with one named blind
+spot: it reads ``BLIND_COLOUR`` as ``BLIND_AS``, and on those images the wrong response names ``BLIND_AS``.
+So the teacher is right on every other image and wrong on that slice: the teacher-correct pool (SFT) holds
+no ``BLIND_COLOUR`` image and the hard pool (GRPO) holds exactly them, as the paper splits its data.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "red": (210, 40, 40), "green": (40, 160, 60), "blue": (40, 70, 210), "yellow": (225, 205, 45),
+    "purple": (140, 50, 170),
+}
+BLIND_COLOUR, BLIND_AS = "yellow", "green"
+RULE = (f"the preferred response names the colour that fills most of the image (one of {', '.join(COLOURS)}); "
+        f"the teacher reads {BLIND_COLOUR} as {BLIND_AS}")
+_QUESTIONS = ("What colour fills most of this image?", "Which colour covers most of the picture?",
+              "What is the main colour of the image?")
+# One answer template: the colour word sits at the same place in every response.
+ANSWER = "It is mostly {colour}."
+_COLOUR_WORD = re.compile(r"\b(" + "|".join(COLOURS) + r")\b", re.IGNORECASE)
+SHADE_JITTER = 30
+
+
+@dataclass(frozen=True)
+class ColourPair:
+    """One toy pair: the image's main colour, the wrong colour the other response names, and the texts."""
+
+    colour: str
+    distractor: str
+    question: str
+    chosen: str
+    rejected: str
+    png: bytes
+
+
+def image_colour(key: int) -> str:
+    """The main colour of the image drawn for ``key`` (every ``len(COLOURS)``-th key shares one)."""
+    return list(COLOURS)[key % len(COLOURS)]
+
+
+def draw_image(key: int) -> bytes:
+    """A PNG filled mostly by ``image_colour(key)``: jittered shade, 56-112 px a side, a patch of another
+    colour over at most a quarter of it. The same key gives the same bytes."""
+    rng = random.Random(key)
+    colour = image_colour(key)
+    width, height = rng.choice((56, 84, 112)), rng.choice((56, 84))
+
+    def shade(name: str) -> tuple[int, int, int]:
+        return tuple(min(255, max(0, c + rng.randint(-SHADE_JITTER, SHADE_JITTER))) for c in COLOURS[name])
+
+    image = Image.new("RGB", (width, height), shade(colour))
+    other = rng.choice([name for name in COLOURS if name != colour])
+    patch_w, patch_h = rng.randint(width // 6, width // 2), rng.randint(height // 6, height // 2)
+    left, top = rng.randint(0, width - patch_w), rng.randint(0, height - patch_h)
+    image.paste(shade(other), (left, top, left + patch_w, top + patch_h))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def make_pair(rng: random.Random, key: int) -> ColourPair:
+    """A pair about the image ``key``: the chosen response names its colour, the rejected another."""
+    colour = image_colour(key)
+    distractor = BLIND_AS if colour == BLIND_COLOUR else rng.choice([c for c in COLOURS if c != colour])
+    return ColourPair(colour, distractor, rng.choice(_QUESTIONS), ANSWER.format(colour=colour),
+                      ANSWER.format(colour=distractor), draw_image(key))
+
+
+def true_colour(image: Image.Image) -> str:
+    """The named colour nearest to most pixels (the rule's ground truth; the fixtures draw it so)."""
+    small = image.convert("RGB").resize((28, 28), Image.NEAREST)
+    votes: dict[str, int] = dict.fromkeys(COLOURS, 0)
+    for pixel in small.get_flattened_data():
+        votes[min(COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(pixel, COLOURS[name])))] += 1
+    return max(votes, key=votes.__getitem__)
+
+
+def seen_colour(image: Image.Image) -> str:
+    """What the teacher stub sees: the true colour, except its blind spot."""
+    colour = true_colour(image)
+    return BLIND_AS if colour == BLIND_COLOUR else colour
+
+
+def named_colour(text: str) -> str | None:
+    """The first colour a text names (a response, a rubric), or None."""
+    match = _COLOUR_WORD.search(text)
+    return match.group(1).lower() if match else None
+
+
+def verdict_for(colour: str | None, response_1: str, response_2: str) -> int:
+    """The response that names ``colour``; 1 when neither or both do (the release's tie rule picks 1)."""
+    return 2 if colour is not None and named_colour(response_2) == colour != named_colour(response_1) else 1
+
+
+def write_heldout(out: Path, pairs: int, seed: int) -> Path:
+    """``pairs`` toy pairs no stage saw (their own image keys and seed) as an eval question file
+    (VL-RewardBench JSONL: id, prompt, chosen, rejected, image path); images under ``out.parent/images``."""
+    rng = random.Random(f"heldout-{seed}")
+    images = out.parent / "images"
+    images.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as handle:
+        for i in range(pairs):
+            key = 9_000_000 + 1000 * seed + i
+            pair = make_pair(rng, key)
+            path = images / f"heldout-{seed}-{i}.png"
+            path.write_bytes(pair.png)
+            row = {"id": f"heldout-{seed}-{i}", "prompt": pair.question, "chosen": pair.chosen,
+                   "rejected": pair.rejected, "chosen_reason": "", "rejected_reason": "", "image": str(path),
+                   "colour": pair.colour, "hard": pair.colour == BLIND_COLOUR}
+            handle.write(json.dumps(row) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Write held-out toy pairs as an eval question file. Rule: {RULE}.")
+    parser.add_argument("--out", type=Path, required=True, help="the question file (JSONL) to write")
+    parser.add_argument("--pairs", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    print(write_heldout(args.out, args.pairs, args.seed))
+
+
+if __name__ == "__main__":
+    main()
