@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import pytest
 from PIL import Image
 
 from helpers import REPO_ROOT
+from proxy_grm.proxy_contract import route_url
 from proxy_grm.servers import ServerProcess, free_port
 from proxy_grm.launch import checks
 from proxy_grm.launch.preflight import main as preflight_main
@@ -126,7 +128,7 @@ def proxy_with_root(rl_rows, tiny_model_dir: Path, tmp_path_factory: pytest.Temp
             "--api-key", "secret"]
     server = ServerProcess(argv, f"http://127.0.0.1:{port}/health", tmp_path_factory.mktemp("log") / "proxy.log")
     with server:
-        yield server.wait_healthy(timeout_s=180).health_url.removesuffix("/health")
+        yield route_url(server.wait_healthy(timeout_s=180).health_url, "")
 
 
 def test_images_open_here_and_on_the_proxy(rl_rows, proxy_with_root: str) -> None:
@@ -149,6 +151,12 @@ def test_proxy_health_with_the_api_key(proxy_with_root: str) -> None:
     assert checks.check_proxies([proxy_with_root], wait_s=0, api_key="secret") == []
     dead = f"http://127.0.0.1:{free_port()}"
     assert [p.check for p in checks.check_proxies([dead], wait_s=0, api_key="secret")] == ["proxy"]
+
+
+def test_proxy_health_answer_that_waiting_cannot_fix_is_final_at_once(proxy_with_root: str) -> None:
+    started = time.monotonic()
+    [problem] = checks.check_proxies([f"{proxy_with_root}/no-such-prefix"], wait_s=120, api_key="secret")
+    assert "HTTP 404" in problem.message and time.monotonic() - started < 30, problem
 
 
 def test_sft_preflight_on_a_cpu_node_names_each_gpu_piece_without_a_traceback(tmp_path: Path, capsys) -> None:
