@@ -49,7 +49,6 @@ from pathlib import Path
 import httpx
 from PIL import Image
 from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import extract_rubric
@@ -61,7 +60,7 @@ from proxy_grm.reward.score import proxy_payload
 from proxy_grm.servers import ServerProcess
 from proxy_grm.supervise import supervise
 
-from common import add_engine_args, benchmark_model, use_local_vllm
+from common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
@@ -212,12 +211,7 @@ class EngineCounts:
         """From Prometheus text (the proxy's ``/metrics``, or this process's registry), summed over labels."""
         names = {"vllm:prompt_tokens_total": "prompt_tokens", "vllm:prefix_cache_queries_total": "cache_queries",
                  "vllm:prefix_cache_hits_total": "cache_hits"}
-        values = dict.fromkeys(names.values(), 0.0)
-        for family in text_string_to_metric_families(exposition):
-            for sample in family.samples:
-                if sample.name in names:
-                    values[names[sample.name]] += sample.value
-        return cls(**values)
+        return cls(**{names[name]: value for name, value in metric_totals(exposition, names).items()})
 
     def __sub__(self, other: EngineCounts) -> EngineCounts:
         return EngineCounts(self.prompt_tokens - other.prompt_tokens, self.cache_queries - other.cache_queries,
