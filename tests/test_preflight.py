@@ -3,6 +3,7 @@ and the checks that need one fail with one line each, never a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from helpers import REPO_ROOT
 from proxy_grm.proxy_contract import route_url
 from proxy_grm.servers import ServerProcess, free_port
 from proxy_grm.launch import checks
+from proxy_grm.launch.preflight import CHECK_ORDER, in_order, sft_checks
 from proxy_grm.launch.preflight import main as preflight_main
 
 GRM_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_grm.sh"
@@ -191,3 +193,15 @@ def test_preflight_sh_and_skip(tmp_path: Path) -> None:
                                                          "PREFLIGHT_SKIP": "versions", "HOME": str(tmp_path)})
     assert result.returncode == 1 and "preflight: skip versions" in result.stderr
     assert "preflight: FAIL cuda" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("attn_impl", ["flash_attn", "sdpa"])
+def test_checks_run_in_the_named_order_whatever_a_stage_adds(attn_impl: str, tmp_path: Path) -> None:
+    args = argparse.Namespace(gpus=1, repo=REPO_ROOT, report_to="none", data=tmp_path / "d.jsonl",
+                              model_path="m", save_dir=tmp_path, attn_impl=attn_impl)
+    names = [name for name, _ in sft_checks(args)]
+    expected = ["cuda", "versions", "flash-attn", "logger", "images", "disk", "engines"]
+    assert names == [name for name in expected if attn_impl == "flash_attn" or name != "flash-attn"]
+    assert names == sorted(names, key=CHECK_ORDER.index)
+    with pytest.raises(ValueError, match="no place in CHECK_ORDER"):
+        in_order({"gpu": list})
