@@ -132,7 +132,8 @@ def start_proxy(args: argparse.Namespace, model_path: Path, log_path: Path,
             "--max-model-len", str(args.max_model_len), *extra_flags]
     if args.enforce_eager:
         argv.append("--enforce-eager")
-    return ServerProcess(argv, route_url(f"http://127.0.0.1:{args.port}", HEALTH_PATH), log_path).wait_healthy(args.startup_timeout_s)
+    health_url = route_url(f"http://127.0.0.1:{args.port}", HEALTH_PATH)
+    return ServerProcess(argv, health_url, log_path).wait_healthy(args.startup_timeout_s)
 
 
 def run_release_way(url: str, payloads: list[dict]) -> float:
