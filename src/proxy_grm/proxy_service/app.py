@@ -1,4 +1,5 @@
-"""The FastAPI app: the release's reward endpoint, a batch endpoint, health, auth and input checks.
+"""The FastAPI app: the release's reward endpoint, a batch endpoint, health, metrics, the image check,
+auth and input checks (the routes are ``proxy_contract``'s; what each answers: the package docstring).
 
 Every bad input is answered with a 4xx whose ``detail`` names the field (and
 ``errors`` lists each one); nothing a client sends can stop the server. The proxy
@@ -288,6 +289,7 @@ def create_app(config: ServiceConfig,
 
     @app.get(HEALTH_PATH)
     async def health() -> HealthResponse:
+        """Loaded model and backend, and the critique counts since start-up (the reward client's liveness signal)."""
         return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name,
                               max_new_tokens=config.max_new_tokens, critiques=metrics.count("critiques"),
                               truncated_critiques=metrics.count("truncated_critiques"),
@@ -316,7 +318,7 @@ def create_app(config: ServiceConfig,
 
     @app.post(REWARD_PATH)
     async def get_reward_mllm(item: RewardItem, request: Request) -> dict[str, Any]:
-        """The release's endpoint: one item in, ``{"reward", "verdict", "critique"}`` out."""
+        """The release's endpoint: one item in, ``{"reward", "verdict", "critique", "truncated"}`` out."""
         request.state.items = 1
         results = await score_for(request, [item], ["image"])
         request.state.summary = _summary(results)
