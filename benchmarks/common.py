@@ -1,9 +1,11 @@
-"""What every benchmark does before it measures: vLLM on loopback, its engine flags, and the model to measure."""
+"""What every benchmark does before it measures: vLLM on loopback, its engine flags, the model to measure,
+and reading an engine's Prometheus counters."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -30,3 +32,22 @@ def add_engine_args(parser: argparse.ArgumentParser, port: int) -> None:
                         help="vLLM without graph compilation (right for CPU; turn off on a GPU)")
     parser.add_argument("--port", type=int, default=port)
     parser.add_argument("--startup-timeout-s", type=float, default=600)
+
+
+def metric_totals(exposition: str, names: Iterable[str]) -> dict[str, float]:
+    """Each named sample's value in Prometheus text, summed over its labels (0.0 when it is absent).
+
+    Parsed by the Prometheus client's own text-format parser; the text is a server's ``/metrics``
+    (the proxy service's, vLLM's) or this process's registry (``prometheus_client.generate_latest``).
+
+    >>> metric_totals('c_total{engine="0"} 2.0\\nc_total{engine="1"} 3.0\\n', ["c_total", "d_total"])
+    {'c_total': 5.0, 'd_total': 0.0}
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals = dict.fromkeys(names, 0.0)
+    for family in text_string_to_metric_families(exposition):
+        for sample in family.samples:
+            if sample.name in totals:
+                totals[sample.name] += sample.value
+    return totals

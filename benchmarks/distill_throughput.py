@@ -28,7 +28,6 @@ from pathlib import Path
 
 import httpx
 from PIL import Image
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill, teacher_request
 from proxy_grm.pairs import PairRecord
@@ -36,9 +35,10 @@ from proxy_grm.pairs import iter_pairs
 from proxy_grm.servers import ServerProcess, vllm_env
 from proxy_grm.supervise import supervise
 
-from common import add_engine_args, benchmark_model, use_local_vllm
+from common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
 
 SERVED_NAME = "teacher"
+GENERATED_TOKENS = "vllm:generation_tokens_total"
 WORDS = ("the picture shows a red box on a wooden table near a window with light falling on its left side "
          "and a small blue cup behind it").split()
 
@@ -88,8 +88,7 @@ def write_pairs(root: Path, count: int) -> Path:
 def generated_tokens(server_url: str) -> float:
     """The server's ``vllm:generation_tokens_total`` (its own count of the tokens it wrote)."""
     text = httpx.get(f"{server_url}/metrics", timeout=60).text
-    return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "vllm:generation_tokens_total")
+    return metric_totals(text, [GENERATED_TOKENS])[GENERATED_TOKENS]
 
 
 def run_plain_script(config: TeacherConfig, pairs: list[PairRecord], server_url: str) -> Run:
@@ -119,11 +118,18 @@ def run_ours(config: TeacherConfig, pairs_path: Path, cache_path: Path, server_u
 
 
 def run_offline(args: argparse.Namespace, model_path: Path, config: TeacherConfig, pairs: list[PairRecord]) -> Run:
-    """(c) vLLM's offline engine on the same chat messages, all at once."""
-    from vllm import LLM, SamplingParams
+    """(c) vLLM's offline engine on the same chat messages, all at once.
 
-    llm = LLM(model=str(model_path), dtype=args.dtype, max_model_len=args.max_model_len,
-              enforce_eager=args.enforce_eager)
+    The engine is the project's ``VllmGenerator`` (its engine arguments, its shutdown); the measurement
+    calls its ``LLM.chat`` on the teacher's own OpenAI-style messages, so (b) and (c) send the same thing.
+    """
+    from vllm import SamplingParams
+
+    from proxy_grm.generation import VllmGenerator
+
+    generator = VllmGenerator(model_path, dtype=args.dtype, max_model_len=args.max_model_len,
+                              enforce_eager=args.enforce_eager)
+    llm = generator.llm
     try:
         conversations = [teacher_request(pair, config)[0]["messages"] for pair in pairs]
         params = SamplingParams(temperature=config.temperature, max_tokens=config.max_tokens)
@@ -132,7 +138,7 @@ def run_offline(args: argparse.Namespace, model_path: Path, config: TeacherConfi
         outputs = llm.chat(conversations, params, use_tqdm=False)
         seconds = time.perf_counter() - started
     finally:
-        llm.llm_engine.engine_core.shutdown()
+        generator.shutdown()
     tokens = sum(len(output.outputs[0].token_ids) for output in outputs)
     return Run("(c) vLLM offline LLM.chat, same messages", seconds, len(pairs), tokens)
 

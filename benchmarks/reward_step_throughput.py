@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from proxy_grm.proxy_contract import HEALTH_PATH, route_url
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.supervise import supervise
@@ -56,7 +57,7 @@ def parse_args() -> argparse.Namespace:
 
 
 def health(base_url: str) -> dict:
-    return httpx.get(f"{base_url}/health", timeout=30).json()
+    return httpx.get(route_url(base_url, HEALTH_PATH), timeout=30).json()
 
 
 def score_all(base_url: str, rows: list[dict], args: argparse.Namespace) -> tuple[float, list]:

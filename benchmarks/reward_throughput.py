@@ -49,18 +49,18 @@ from pathlib import Path
 import httpx
 from PIL import Image
 from prometheus_client import REGISTRY, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import extract_rubric
 from proxy_grm.prompts import proxy_prompt
+from proxy_grm.proxy_contract import HEALTH_PATH, METRICS_PATH, route_url
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import proxy_payload
 from proxy_grm.servers import ServerProcess
 from proxy_grm.supervise import supervise
 
-from common import add_engine_args, benchmark_model, use_local_vllm
+from common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
@@ -132,7 +132,8 @@ def start_proxy(args: argparse.Namespace, model_path: Path, log_path: Path,
             "--max-model-len", str(args.max_model_len), *extra_flags]
     if args.enforce_eager:
         argv.append("--enforce-eager")
-    return ServerProcess(argv, f"http://127.0.0.1:{args.port}/health", log_path).wait_healthy(args.startup_timeout_s)
+    health_url = route_url(f"http://127.0.0.1:{args.port}", HEALTH_PATH)
+    return ServerProcess(argv, health_url, log_path).wait_healthy(args.startup_timeout_s)
 
 
 def run_release_way(url: str, payloads: list[dict]) -> float:
@@ -211,12 +212,7 @@ class EngineCounts:
         """From Prometheus text (the proxy's ``/metrics``, or this process's registry), summed over labels."""
         names = {"vllm:prompt_tokens_total": "prompt_tokens", "vllm:prefix_cache_queries_total": "cache_queries",
                  "vllm:prefix_cache_hits_total": "cache_hits"}
-        values = dict.fromkeys(names.values(), 0.0)
-        for family in text_string_to_metric_families(exposition):
-            for sample in family.samples:
-                if sample.name in names:
-                    values[names[sample.name]] += sample.value
-        return cls(**values)
+        return cls(**{names[name]: value for name, value in metric_totals(exposition, names).items()})
 
     def __sub__(self, other: EngineCounts) -> EngineCounts:
         return EngineCounts(self.prompt_tokens - other.prompt_tokens, self.cache_queries - other.cache_queries,
@@ -271,7 +267,7 @@ def make_grpo_rollouts(args: argparse.Namespace, tokenizer, image_dir: Path, pai
 
 
 def scrape(base_url: str) -> EngineCounts:
-    return EngineCounts.parse(httpx.get(f"{base_url}/metrics", timeout=60).text)
+    return EngineCounts.parse(httpx.get(route_url(base_url, METRICS_PATH), timeout=60).text)
 
 
 @dataclass(frozen=True)
@@ -391,9 +387,9 @@ def main() -> None:
         print(f"starting the {args.backend} proxy ...", flush=True)
         proxy = start_proxy(args, model_path, log_path)
         try:
-            run_release_way(f"{base_url}/get_reward_mllm", payloads[:4])  # warm-up
+            run_release_way(route_url(base_url), payloads[:4])  # warm-up
             print(f"(a) {n} blocking calls ...", flush=True)
-            release_s = run_release_way(f"{base_url}/get_reward_mllm", payloads)
+            release_s = run_release_way(route_url(base_url), payloads)
             print(f"(b) {n} concurrent compute_score calls ...", flush=True)
             ours_s = run_ours(base_url, rows)
         finally:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The launchers' shared library (sourced, not run): one way to name missing variables, to accept the
-# authors' README variable names, to pick a logger, to run the preflight and to honour DRY_RUN.
+# authors' README variable names, to pick a logger, to run the preflight and to honour DRY_RUN, and the
+# defaults several launchers share (the pixel budget, the GRPO hyperparameters).
 # Every default a launcher has is written once, as ${NAME:-value}, in that launcher or here.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,6 +53,21 @@ one_of() {
     [[ "${!name}" == "${value}" ]] && return 0
   done
   die "${name} must be one of: $*; got '${!name}'"
+}
+
+# export_max_pixels: MAX_PIXELS, by default the release's budget (README, "Image size"): SFT, the RL
+# rows, the proxy and the eval all resize to it. It is proxy_grm.pixels.RELEASE_MAX_PIXELS, which
+# tests/test_consumers_agree.py checks; every launcher takes it from here.
+export_max_pixels() {
+  export MAX_PIXELS="${MAX_PIXELS:-1003520}"
+}
+
+# grpo_defaults: the release's GRPO hyperparameters both GRPO launchers start from (verl through
+# scripts/rl/common.sh, ms-swift in scripts/rl/train_proxy_grm_swift.sh).
+grpo_defaults() {
+  LR="${LR:-3e-7}"
+  KL_LOSS_COEF="${KL_LOSS_COEF:-0.01}"
+  ROLLOUT_N="${ROLLOUT_N:-8}"
 }
 
 is_dry_run() {

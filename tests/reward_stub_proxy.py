@@ -35,7 +35,7 @@ from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy_grm.generation import Completion, Messages
-from proxy_grm.proxy_contract import BATCH_PATH, REWARD_PATH, RewardItem
+from proxy_grm.proxy_contract import BATCH_PATH, HEALTH_PATH, REWARD_PATH, RewardItem, route_url
 from proxy_grm.proxy_service.app import ServiceConfig, create_app, score_items
 from proxy_grm.proxy_service.backends import BackendConfig, BatchingQueue
 from proxy_grm.servers import ServerProcess, free_port
@@ -182,7 +182,7 @@ def start_stub(log_dir: Path | str, *args: str) -> tuple[ServerProcess, str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = ServerProcess([sys.executable, str(Path(__file__)), "--port", str(port), "--image-root",
-                            str(image_root), *args], f"{base}/health", log_dir / f"stub-{port}.log")
+                            str(image_root), *args], route_url(base, HEALTH_PATH), log_dir / f"stub-{port}.log")
     server.wait_healthy(timeout_s=60)
     return server, base
 

@@ -253,6 +253,18 @@ def test_sft_launcher_default_is_the_shared_budget(tmp_path: Path, monkeypatch) 
     assert launcher_max_pixels(MAX_PIXELS=str(512 * TOKEN_PIXELS)) == pixel_budget().max_pixels
 
 
+def test_shell_pixel_default_is_the_python_budget() -> None:
+    """``scripts/lib.sh`` writes the launchers' MAX_PIXELS default once, and it is ``RELEASE_MAX_PIXELS``."""
+    env = {k: v for k, v in os.environ.items() if k != MAX_PIXELS_ENV}
+    done = subprocess.run(["bash", "-c", f'source "{REPO_ROOT}/scripts/lib.sh" && export_max_pixels && '
+                                         'echo "${MAX_PIXELS}"'], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == RELEASE_MAX_PIXELS
+    restated = [str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "scripts").rglob("*.sh")
+                if str(RELEASE_MAX_PIXELS) in path.read_text()]
+    assert restated == ["scripts/lib.sh"], restated
+
+
 def test_default_min_is_qwen_vl_utils_own() -> None:
     from qwen_vl_utils import vision_process
 

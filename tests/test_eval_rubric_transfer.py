@@ -69,7 +69,7 @@ def test_accuracy_with_and_without_rubric(tmp_path):
 
 def test_unreachable_proxy_is_an_error_naming_the_url(tmp_path):
     evaluator = ProxyEvaluator(f"http://127.0.0.1:{free_port()}", retries=1, timeout_s=2)
-    with pytest.raises(EvaluatorError, match=r"get_reward_mllm_batch: failed after 2 attempts \(ConnectError"):
+    with pytest.raises(EvaluatorError, match=r"get_reward_mllm_batch: ConnectError: .* \(after 2 attempts\)"):
         evaluator.judge(transfer_items(answers_file(tmp_path)).items, ["<rubric>x</rubric>"] * 2)
 
 

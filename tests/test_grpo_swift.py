@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from proxy_grm.data.writers import SwiftJsonlWriter, VerlParquetWriter, grm_sft_row, verl_row
 from proxy_grm.demo.pipeline import changed_tensors
 from proxy_grm.pairs import PairRecord

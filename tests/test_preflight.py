@@ -3,8 +3,10 @@ and the checks that need one fail with one line each, never a traceback."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +14,10 @@ import pytest
 from PIL import Image
 
 from helpers import REPO_ROOT
+from proxy_grm.proxy_contract import route_url
 from proxy_grm.servers import ServerProcess, free_port
 from proxy_grm.launch import checks
+from proxy_grm.launch.preflight import CHECK_ORDER, in_order, sft_checks
 from proxy_grm.launch.preflight import main as preflight_main
 
 GRM_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_grm.sh"
@@ -126,7 +130,7 @@ def proxy_with_root(rl_rows, tiny_model_dir: Path, tmp_path_factory: pytest.Temp
             "--api-key", "secret"]
     server = ServerProcess(argv, f"http://127.0.0.1:{port}/health", tmp_path_factory.mktemp("log") / "proxy.log")
     with server:
-        yield server.wait_healthy(timeout_s=180).health_url.removesuffix("/health")
+        yield route_url(server.wait_healthy(timeout_s=180).health_url, "")
 
 
 def test_images_open_here_and_on_the_proxy(rl_rows, proxy_with_root: str) -> None:
@@ -149,6 +153,12 @@ def test_proxy_health_with_the_api_key(proxy_with_root: str) -> None:
     assert checks.check_proxies([proxy_with_root], wait_s=0, api_key="secret") == []
     dead = f"http://127.0.0.1:{free_port()}"
     assert [p.check for p in checks.check_proxies([dead], wait_s=0, api_key="secret")] == ["proxy"]
+
+
+def test_proxy_health_answer_that_waiting_cannot_fix_is_final_at_once(proxy_with_root: str) -> None:
+    started = time.monotonic()
+    [problem] = checks.check_proxies([f"{proxy_with_root}/no-such-prefix"], wait_s=120, api_key="secret")
+    assert "HTTP 404" in problem.message and time.monotonic() - started < 30, problem
 
 
 def test_sft_preflight_on_a_cpu_node_names_each_gpu_piece_without_a_traceback(tmp_path: Path, capsys) -> None:
@@ -183,3 +193,15 @@ def test_preflight_sh_and_skip(tmp_path: Path) -> None:
                                                          "PREFLIGHT_SKIP": "versions", "HOME": str(tmp_path)})
     assert result.returncode == 1 and "preflight: skip versions" in result.stderr
     assert "preflight: FAIL cuda" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("attn_impl", ["flash_attn", "sdpa"])
+def test_checks_run_in_the_named_order_whatever_a_stage_adds(attn_impl: str, tmp_path: Path) -> None:
+    args = argparse.Namespace(gpus=1, repo=REPO_ROOT, report_to="none", data=tmp_path / "d.jsonl",
+                              model_path="m", save_dir=tmp_path, attn_impl=attn_impl)
+    names = [name for name, _ in sft_checks(args)]
+    expected = ["cuda", "versions", "flash-attn", "logger", "images", "disk", "engines"]
+    assert names == [name for name in expected if attn_impl == "flash_attn" or name != "flash-attn"]
+    assert names == sorted(names, key=CHECK_ORDER.index)
+    with pytest.raises(ValueError, match="no place in CHECK_ORDER"):
+        in_order({"gpu": list})

@@ -17,7 +17,7 @@ from proxy_grm.servers import free_port
 from reward_stub_proxy import start_stub
 
 from proxy_grm.reward import ProxyProtocolError, ProxyUnavailableError, compute_score
-from proxy_grm.reward.proxy_client import close_pools
+from proxy_grm.reward.proxy_client import close_pools, request_json
 
 OUTPUT = "<rubric>PICK1</rubric><eval>e</eval><answer>1</answer>"
 EXTRA = {"question": "q", "chosen": "c", "rejected": "r", "image": "i.png", "answer": "1"}
@@ -159,3 +159,28 @@ def test_missing_pair_fields_name_the_field() -> None:
 
     with pytest.raises(ValueError, match=r"rlaif_v.*\['chosen', 'rejected', 'image'\]"):
         asyncio.run(run())
+
+
+@pytest.mark.parametrize(("statuses", "outcome"), [
+    ((429, 503, 200), {"ok": True}),
+    ((500, 502, 504), ProxyUnavailableError),
+    ((401,), ProxyProtocolError),
+    ((404,), ProxyProtocolError),
+])
+def test_blocking_calls_share_the_reward_retry_policy(statuses: tuple[int, ...], outcome: object) -> None:
+    """``request_json`` (the preflight, the rubric transfer) retries what the pool retries, and only that."""
+    replies = iter(statuses)
+    seen: list[int] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        seen.append(status := next(replies))
+        return httpx.Response(status, json={"ok": True})
+
+    with httpx.Client(transport=httpx.MockTransport(reply)) as client:
+        if isinstance(outcome, dict):
+            assert request_json(client, "http://proxy/health", max_retries=2, backoff_s=0.0) == outcome
+        else:
+            with pytest.raises(outcome) as error:  # type: ignore[call-overload]
+                request_json(client, "http://proxy/health", max_retries=2, backoff_s=0.0)
+            assert error.value.url == "http://proxy/health" and error.value.attempts == len(statuses)
+    assert seen == list(statuses), "each status asked once, in order; a 4xx ends the call"

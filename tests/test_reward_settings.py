@@ -7,9 +7,10 @@ import asyncio
 import httpx
 import pytest
 
+from proxy_grm.proxy_contract import route_url
 from proxy_grm.reward import compute_score, get_mode, resolve_settings
 from proxy_grm.reward.proxy_client import close_pools
-from proxy_grm.reward.settings import RewardSettings, base_url
+from proxy_grm.reward.settings import RewardSettings
 
 URL = "http://10.0.0.5:8000"
 ENDPOINT = URL + "/get_reward_mllm"
@@ -38,7 +39,7 @@ def test_defaults_need_a_proxy_url() -> None:
 def test_proxy_url_forms(value: object, endpoints: tuple[str, ...]) -> None:
     settings = resolve_settings({"proxy_url": value}, env={})
     assert settings.proxy_endpoints == endpoints
-    assert {base_url(e) for e in endpoints} == {e.removesuffix("/get_reward_mllm") for e in endpoints}
+    assert {route_url(e, "") for e in endpoints} == {e.removesuffix("/get_reward_mllm") for e in endpoints}
 
 
 def test_release_env_switches() -> None:

@@ -36,15 +36,13 @@ TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
 PROJECT_NAME="${PROJECT_NAME:-proxy_grm}"
 # The one pixel budget (README, "Image size"): the RL rows carry it per image; this is the
 # fallback qwen-vl-utils reads for rows written without one.
-export MAX_PIXELS="${MAX_PIXELS:-1003520}"
+export_max_pixels
 
 # The release's GRPO hyperparameters; each launcher may set other defaults before sourcing.
 TRAIN_BATCH_SIZE="${TRAIN_BATCH_SIZE:-256}"
 PPO_MINI_BATCH_SIZE="${PPO_MINI_BATCH_SIZE:-128}"
 MICRO_BATCH_SIZE_PER_GPU="${MICRO_BATCH_SIZE_PER_GPU:-8}"
-LR="${LR:-3e-7}"
-KL_LOSS_COEF="${KL_LOSS_COEF:-0.01}"
-ROLLOUT_N="${ROLLOUT_N:-8}"
+grpo_defaults  # LR, KL_LOSS_COEF, ROLLOUT_N (lib.sh)
 GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.6}"
 SAVE_FREQ="${SAVE_FREQ:-5}"
 TEST_FREQ="${TEST_FREQ:-1}"

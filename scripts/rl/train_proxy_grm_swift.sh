@@ -42,11 +42,9 @@ USE_PROXY="${USE_PROXY:-1}"
 USE_FORMAT="${USE_FORMAT:-1}"
 FORMAT_WEIGHT="${FORMAT_WEIGHT:-0.5}"
 OUTPUT_DIR="${OUTPUT_DIR:-checkpoints/proxy_grm/grpo_swift_${REWARD_MODE}}"
-# The release's GRPO hyperparameters (scripts/rl/common.sh), per device.
-ROLLOUT_N="${ROLLOUT_N:-8}"
+# The release's GRPO hyperparameters (LR, KL_LOSS_COEF, ROLLOUT_N: lib.sh, as for verl), per device.
+grpo_defaults
 BATCH_SIZE="${BATCH_SIZE:-${ROLLOUT_N}}"
-LR="${LR:-3e-7}"
-KL_LOSS_COEF="${KL_LOSS_COEF:-0.01}"
 MAX_RESPONSE_LENGTH="${MAX_RESPONSE_LENGTH:-8192}"
 TEMPERATURE="${TEMPERATURE:-1.0}"
 TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
@@ -55,7 +53,7 @@ SAVE_STEPS="${SAVE_STEPS:-100}"
 LOGGING_STEPS="${LOGGING_STEPS:-1}"
 GRPO_DEVICE="${GRPO_DEVICE:-cpu}"
 # The one pixel budget (README, "Image size"): ms-swift reads MAX_PIXELS for the policy's images.
-export MAX_PIXELS="${MAX_PIXELS:-1003520}"
+export_max_pixels
 SWIFT="${SWIFT:-swift}"
 
 one_of GRPO_DEVICE cpu cuda

@@ -25,7 +25,7 @@ select_logger
 
 SFT_DEVICE="${SFT_DEVICE:-cuda}"          # cuda | cpu (cpu: smoke runs on the tiny model)
 # The one pixel budget: SFT, the RL rows, the proxy and the eval all read MAX_PIXELS (README, "Image size").
-MAX_PIXELS="${MAX_PIXELS:-1003520}"
+export_max_pixels
 ATTN_IMPL="${ATTN_IMPL:-flash_attn}"      # flash_attn (the release) | sdpa (no flash-attn needed)
 FREEZE_VIT="${FREEZE_VIT:-false}"
 FREEZE_LLM="${FREEZE_LLM:-false}"
@@ -77,7 +77,6 @@ case "${REPORT_TO}" in
   *) report_flags=(--report_to "${REPORT_TO}") ;;
 esac
 
-export MAX_PIXELS
 cmd=(
   "${SWIFT}" sft
   --model "${MODEL_PATH}"

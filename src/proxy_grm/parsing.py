@@ -80,7 +80,11 @@ def parse_label(label: object) -> int | None:
 
 
 def accuracy_reward(solution: str, ground_truth: object) -> float:
-    """+1.0 when the output's verdict equals the label, else -1.0 (unparseable too)."""
+    """+1.0 when the output's verdict equals the label, else -1.0 (unparseable too); the GRPO reward's a.
+
+    >>> accuracy_reward("<eval>..</eval><answer>2</answer>", "2"), accuracy_reward("no verdict", 1)
+    (1.0, -1.0)
+    """
     verdict = parse_verdict(solution)
     return 1.0 if verdict is not None and verdict == parse_label(ground_truth) else -1.0
 

@@ -6,6 +6,8 @@ policy, and ``answer`` says which of the two is better. The reply is ``{"reward"
 1 | 2 | null, "critique": str, "truncated": bool}``: reward +1 iff the proxy's verdict equals ``answer``. An
 optional ``id`` is echoed back (only when given) so clients can match replies to requests.
 ``POST /get_reward_mllm_batch`` takes ``{"items": [...]}`` and answers ``{"results": [...]}`` in order.
+``GET /health`` and ``GET /metrics`` stay open with an API key; ``POST /check_images`` says which image
+references the service cannot read. Every client builds these URLs with ``route_url``.
 
 The service (``proxy_service.app``), the GRPO reward (``reward.score``), the rubric-transfer evaluator and
 the tests' fake proxy all use these models, so the contract is written once.
@@ -24,10 +26,35 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 REWARD_PATH = "/get_reward_mllm"
 BATCH_PATH = "/get_reward_mllm_batch"
+HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
+CHECK_IMAGES_PATH = "/check_images"
+ROUTES = (REWARD_PATH, BATCH_PATH, HEALTH_PATH, METRICS_PATH, CHECK_IMAGES_PATH)
 MAX_TEXT_CHARS = 65_536
 MAX_IMAGE_CHARS = 32 * 1024 * 1024
 MAX_BATCH_ITEMS = 1024
 MAX_BODY_BYTES = 256 * 1024 * 1024
+
+
+def route_url(url: str, route: str = REWARD_PATH) -> str:
+    """The URL of one of the proxy's routes, from its base URL or the URL of any of its routes.
+
+    A URL that ends in a route has it replaced; any other URL is taken as the base (a proxy behind a
+    path prefix keeps the prefix). ``route=""`` gives the base URL.
+
+    >>> route_url("http://10.0.0.7:8000/")
+    'http://10.0.0.7:8000/get_reward_mllm'
+    >>> route_url("http://10.0.0.7:8000/get_reward_mllm", HEALTH_PATH)
+    'http://10.0.0.7:8000/health'
+    >>> route_url("https://host/proxy-grm/health", BATCH_PATH)
+    'https://host/proxy-grm/get_reward_mllm_batch'
+    """
+    base = url.strip().rstrip("/")
+    for known in sorted(ROUTES, key=len, reverse=True):
+        if base.endswith(known):
+            base = base[: -len(known)]
+            break
+    return base + route
 
 
 def _parse_answer(value: Any) -> int:

@@ -21,14 +21,14 @@ Two evaluators: our proxy service (``POST /get_reward_mllm_batch``, the contract
 in ``proxy_grm.proxy_contract``) or any OpenAI-compatible chat endpoint
 (``/v1/chat/completions`` through the ``openai`` client, which retries with
 backoff; the prompt is ``proxy_prompt`` and the verdict is read as the proxy
-service reads it). Calls are retried a bounded number of times, then fail with
-the URL and the cause: an unreachable evaluator never turns into a score.
+service reads it). Calls are retried a bounded number of times (for the proxy, the
+reward's policy: ``proxy_client.request_json`` retries connection errors, 429 and 5xx),
+then fail with the URL and the cause: an unreachable evaluator never turns into a score.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -46,8 +46,10 @@ from proxy_grm.messages import openai_messages
 from proxy_grm.pairs import show
 from proxy_grm.parsing import Fallback, extract_rubric, parse_verdict, rubric_leak
 from proxy_grm.prompts import proxy_prompt
-from proxy_grm.proxy_contract import BATCH_PATH, BatchRequest, BatchResult, RewardItem, RewardResult
+from proxy_grm.proxy_contract import BATCH_PATH, BatchRequest, BatchResult, RewardItem, RewardResult, route_url
+from proxy_grm.reward.proxy_client import ProxyCallError, request_json
 
+RETRY_BACKOFF_S = 1.0  # a whole batch of critiques per call: wait 1, 2, 4 s between tries
 NEUTRAL_RUBRIC = ("<rubric>\nCorrectness with respect to the image (50%), helpfulness and completeness (30%), "
                   "clarity (20%).\n</rubric>")
 
@@ -108,30 +110,12 @@ class EvaluatorError(RuntimeError):
     """The evaluator could not be reached or answered nonsense; the message names the URL."""
 
 
-def _post(client: httpx.Client, url: str, body: dict[str, Any], retries: int) -> Any:
-    """POST with bounded retries on connection errors and 5xx; anything else raises at once."""
-    for attempt in range(retries + 1):
-        try:
-            response = client.post(url, json=body)
-        except httpx.TransportError as error:
-            cause = f"{type(error).__name__}: {error}"
-        else:
-            if response.status_code < 500:
-                if response.status_code >= 400:
-                    raise EvaluatorError(f"{url}: HTTP {response.status_code}: {response.text[:500]}")
-                return response.json()
-            cause = f"HTTP {response.status_code}: {response.text[:200]}"
-        if attempt < retries:
-            time.sleep(min(2.0 ** attempt, 10.0))
-    raise EvaluatorError(f"{url}: failed after {retries + 1} attempts ({cause})")
-
-
 class ProxyEvaluator:
     """Our proxy service's batch endpoint."""
 
     def __init__(self, url: str, api_key: str | None = None, batch_size: int = 32, timeout_s: float = 600.0,
                  retries: int = 3, inline_images: bool = False):
-        self.url = url.rstrip("/") + BATCH_PATH
+        self.url = route_url(url, BATCH_PATH)
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(timeout=timeout_s, headers=headers)
         self.batch_size, self.retries, self.inline_images = batch_size, retries, inline_images
@@ -150,7 +134,11 @@ class ProxyEvaluator:
             body = BatchRequest(items=[RewardItem(question=i.question, chosen=i.response_1, rejected=i.response_2,
                                                   image=self._image(i.image), answer=i.answer, rubric=r)
                                        for i, r in chunk])
-            reply = _post(self.client, self.url, body.to_json(), self.retries)
+            try:
+                reply = request_json(self.client, self.url, body.to_json(), max_retries=self.retries,
+                                     backoff_s=RETRY_BACKOFF_S)
+            except ProxyCallError as error:
+                raise EvaluatorError(f"{self.url}: {error.cause}") from None
             try:
                 answer = BatchResult.model_validate(reply).results
             except ValidationError as error:

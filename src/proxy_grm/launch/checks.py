@@ -10,14 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import os
 import re
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import warnings
 from dataclasses import dataclass
 from importlib import metadata
@@ -27,7 +24,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import Version
 
-from proxy_grm.reward.settings import base_url, endpoint_url
+from proxy_grm.proxy_contract import CHECK_IMAGES_PATH, HEALTH_PATH, route_url
 
 # The oldest Linux driver each CUDA major version runs on (NVIDIA's CUDA compatibility table, minor-version
 # compatibility: any 13.x runtime on >= 580, any 12.x on >= 525).
@@ -183,47 +180,43 @@ def check_logger(backends: list[str]) -> list[Problem]:
     return problems
 
 
-def health_url(url: str) -> str:
-    """``http://host:port/health`` for a base or endpoint URL.
+def _client(api_key: str | None, timeout_s: float) -> Any:
+    import httpx
 
-    >>> health_url("http://10.0.0.7:8000/get_reward_mllm")
-    'http://10.0.0.7:8000/health'
-    """
-    return base_url(endpoint_url(url)) + "/health"
+    return httpx.Client(timeout=timeout_s, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
 
 
-def _request(url: str, api_key: str | None, body: Any = None, timeout_s: float = 10.0) -> Any:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-    data = None
-    if body is not None:
-        data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
-    with urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers), timeout=timeout_s) as reply:
-        return json.loads(reply.read() or b"null")
+def probe(url: str, api_key: str | None, timeout_s: float = 5.0) -> tuple[str, bool] | None:
+    """None when ``url`` answers 200, else why not and whether waiting may help (the reward's retry policy)."""
+    from proxy_grm.reward.proxy_client import ProxyCallError, ProxyUnavailableError, request_json
 
-
-def probe(url: str, api_key: str | None, timeout_s: float = 5.0) -> str | None:
-    """None when ``url`` answers 200, else why not."""
-    try:
-        _request(url, api_key, timeout_s=timeout_s)
-        return None
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code}"
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        return str(getattr(error, "reason", error))
+    with _client(api_key, timeout_s) as client:
+        try:
+            request_json(client, url, max_retries=0)
+        except ProxyCallError as error:
+            return error.cause, isinstance(error, ProxyUnavailableError)
+    return None
 
 
 def check_proxies(urls: list[str], wait_s: float, api_key: str | None) -> list[Problem]:
-    """Every proxy replica answers ``/health`` (with the API key), replicas still loading get ``wait_s``."""
-    pending = {health_url(url): "not probed" for url in urls}
+    """Every proxy replica answers ``/health`` (with the API key); replicas still loading get ``wait_s``.
+
+    What the reward would retry (no connection, 429, 5xx) is probed again until ``wait_s`` has passed;
+    any other answer (401, 404) is final at once.
+    """
+    pending = {route_url(url, HEALTH_PATH): "not probed" for url in urls}
+    final: dict[str, str] = {}
     deadline = time.monotonic() + wait_s
     while True:
-        pending = {url: cause for url in pending if (cause := probe(url, api_key)) is not None}
+        failed = {url: outcome for url in pending if (outcome := probe(url, api_key)) is not None}
+        final.update({url: cause for url, (cause, transient) in failed.items() if not transient})
+        pending = {url: cause for url, (cause, transient) in failed.items() if transient}
         if not pending or time.monotonic() >= deadline:
             break
         time.sleep(1.0)
     return [Problem("proxy", f"{url} is not healthy after {wait_s:g}s ({cause}): start it with "
                              "`python proxy/proxy.py --model-path ...` or fix PROXY_URLS")
-            for url, cause in pending.items()]
+            for url, cause in {**final, **pending}.items()]
 
 
 def _open_here(ref: Any) -> str | None:
@@ -260,12 +253,15 @@ def check_images(files: list[Path], proxy_urls: list[str], api_key: str | None, 
                 ] if local else []
     proxy_refs = sorted({str(row["extra_info"]["image"]) for row in rows
                          if isinstance(row.get("extra_info"), dict) and row["extra_info"].get("image")})
+    from proxy_grm.reward.proxy_client import ProxyCallError, request_json
+
     for url in proxy_urls if proxy_refs else []:
-        check_url = base_url(endpoint_url(url)) + "/check_images"
+        check_url = route_url(url, CHECK_IMAGES_PATH)
         try:
-            unreadable = _request(check_url, api_key, {"images": proxy_refs})["unreadable"]
-        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as error:
-            problems.append(Problem("images", f"{check_url} did not answer ({getattr(error, 'reason', error)})"))
+            with _client(api_key, timeout_s=10.0) as client:
+                unreadable = request_json(client, check_url, {"images": proxy_refs}, max_retries=2)["unreadable"]
+        except (ProxyCallError, KeyError, TypeError) as error:
+            problems.append(Problem("images", f"{check_url} did not answer ({getattr(error, 'cause', error)})"))
             continue
         if unreadable:
             problems.append(Problem("images", f"the proxy at {url} cannot read {len(unreadable)} of {len(proxy_refs)} "

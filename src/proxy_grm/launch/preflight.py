@@ -9,8 +9,8 @@ Prints one line per problem with what to do, ``ok`` lines for the checks that
 pass, and exits 1 when anything failed. The RL stage reads everything from verl's
 own config composed from the launcher's overrides (so the GPU count, batch sizes,
 logger, data files, proxy URLs and save dir are the ones the trainer will see).
-``PREFLIGHT_SKIP=images,disk`` skips named checks. ``PROXY_GRM_API_KEY`` is sent
-to the proxies.
+``PREFLIGHT_SKIP=images,disk`` skips named checks (the names are ``CHECK_ORDER``'s).
+``PROXY_GRM_API_KEY`` is sent to the proxies.
 """
 
 from __future__ import annotations
@@ -48,6 +48,25 @@ def run_checks(selected: list[Check], skip: set[str]) -> int:
     return 1 if failed else 0
 
 
+# Every check, in the order a stage runs those it selects: the node itself first (GPUs, installed
+# versions, compiled extensions, the trainer's imports), then the launch's own config, then what it
+# talks to (the proxy before the images it will be asked about), then the disk and stray engines.
+CHECK_ORDER = ("cuda", "versions", "flash-attn", "trainer", "batch", "proxy", "logger", "images", "disk",
+               "engines")
+
+
+def in_order(selected: dict[str, Callable[[], list[Problem]]]) -> list[Check]:
+    """A stage's checks, by name, as the list ``run_checks`` runs: in ``CHECK_ORDER``.
+
+    >>> [name for name, _ in in_order({"disk": list, "cuda": list, "proxy": list})]
+    ['cuda', 'proxy', 'disk']
+    """
+    unknown = sorted(set(selected) - set(CHECK_ORDER))
+    if unknown:
+        raise ValueError(f"checks {unknown} have no place in CHECK_ORDER")
+    return [(name, selected[name]) for name in CHECK_ORDER if name in selected]
+
+
 def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | None) -> list[Check]:
     """The RL launch, read from verl's composed config."""
     config, batch_problems = checks.verl_problems(overrides)
@@ -56,44 +75,44 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
     proxy_urls = [str(url) for url in reward.get("proxy_url") or []] if reward.get("use_proxy", True) else []
     attention = (model.get("override_config") or {}).get("attn_implementation", "flash_attention_2")
     files = checks.split_files(config.data.train_files)
-    selected: list[Check] = [
-        ("cuda", lambda: checks.check_cuda(trainer.n_gpus_per_node)),
-        ("versions", lambda: checks.check_versions(repo / "requirements_rl.txt")),
-        ("trainer", checks.check_trainer_imports),
-        ("batch", lambda: batch_problems),
-        ("logger", lambda: checks.check_logger(list(trainer.logger))),
-        ("images", lambda: checks.check_images(files, proxy_urls, api_key)),
-        ("disk", lambda: checks.check_disk(Path(trainer.default_local_dir), str(model.path))),
-        ("engines", checks.check_stray_engines),
-    ]
+    selected: dict[str, Callable[[], list[Problem]]] = {
+        "cuda": lambda: checks.check_cuda(trainer.n_gpus_per_node),
+        "versions": lambda: checks.check_versions(repo / "requirements_rl.txt"),
+        "trainer": checks.check_trainer_imports,
+        "batch": lambda: batch_problems,
+        "logger": lambda: checks.check_logger(list(trainer.logger)),
+        "images": lambda: checks.check_images(files, proxy_urls, api_key),
+        "disk": lambda: checks.check_disk(Path(trainer.default_local_dir), str(model.path)),
+        "engines": checks.check_stray_engines,
+    }
     if attention == "flash_attention_2":
-        selected.insert(2, ("flash-attn", lambda: checks.check_flash_attn(
-            "verl's actor (attn_implementation=flash_attention_2, verl/workers/config/model.py)")))
+        selected["flash-attn"] = lambda: checks.check_flash_attn(
+            "verl's actor (attn_implementation=flash_attention_2, verl/workers/config/model.py)")
     if proxy_urls:
-        selected.insert(4, ("proxy", lambda: checks.check_proxies(proxy_urls, wait_s, api_key)))
-    return selected
+        selected["proxy"] = lambda: checks.check_proxies(proxy_urls, wait_s, api_key)
+    return in_order(selected)
 
 
 def sft_checks(args: argparse.Namespace) -> list[Check]:
-    selected: list[Check] = [
-        ("cuda", lambda: checks.check_cuda(args.gpus)),
-        ("versions", lambda: checks.check_versions(args.repo / "requirements_sft.txt")),
-        ("logger", lambda: checks.check_logger([args.report_to])),
-        ("images", lambda: checks.check_images([args.data], [], None)),
-        ("disk", lambda: checks.check_disk(args.save_dir, args.model_path)),
-        ("engines", checks.check_stray_engines),
-    ]
+    selected: dict[str, Callable[[], list[Problem]]] = {
+        "cuda": lambda: checks.check_cuda(args.gpus),
+        "versions": lambda: checks.check_versions(args.repo / "requirements_sft.txt"),
+        "logger": lambda: checks.check_logger([args.report_to]),
+        "images": lambda: checks.check_images([args.data], [], None),
+        "disk": lambda: checks.check_disk(args.save_dir, args.model_path),
+        "engines": checks.check_stray_engines,
+    }
     if args.attn_impl == "flash_attn":
-        selected.insert(2, ("flash-attn", lambda: checks.check_flash_attn("ms-swift's --attn_impl flash_attn")))
-    return selected
+        selected["flash-attn"] = lambda: checks.check_flash_attn("ms-swift's --attn_impl flash_attn")
+    return in_order(selected)
 
 
 def proxy_checks(repo: Path) -> list[Check]:
-    return [
-        ("cuda", lambda: checks.check_cuda(1)),
-        ("versions", lambda: checks.check_versions(repo / "requirements_rl.txt")),
-        ("engines", checks.check_stray_engines),
-    ]
+    return in_order({
+        "cuda": lambda: checks.check_cuda(1),
+        "versions": lambda: checks.check_versions(repo / "requirements_rl.txt"),
+        "engines": checks.check_stray_engines,
+    })
 
 
 def split_urls(values: list[str]) -> list[str]:
@@ -129,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(split_urls([os.environ.get("PREFLIGHT_SKIP", "")]))
     if args.stage == "health":
         urls = split_urls(args.urls)
-        return run_checks([("proxy", lambda: checks.check_proxies(urls, args.wait_s, api_key))], skip)
+        return run_checks(in_order({"proxy": lambda: checks.check_proxies(urls, args.wait_s, api_key)}), skip)
     if args.stage == "rl":
         try:
             selected = rl_checks(args.repo, args.overrides, args.wait_s, api_key)

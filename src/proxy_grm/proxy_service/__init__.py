@@ -6,11 +6,18 @@
 Endpoints (the reward contract is ``proxy_grm.proxy_contract``):
 
 - ``POST /get_reward_mllm``: the release's payload ``{question, chosen, rejected,
-  image, answer, rubric}`` -> ``{"reward": 1.0 | -1.0, "verdict": 1 | 2 | null,
-  "critique": str}``; reward +1 iff the proxy's verdict equals ``answer``.
+  image, answer, rubric}`` (plus an optional ``id``) -> ``{"reward": 1.0 | -1.0, "verdict": 1 | 2 | null,
+  "critique": str, "truncated": bool}`` (and ``id`` when one was sent); reward +1 iff the proxy's verdict
+  equals ``answer``; ``truncated``: the critique stopped at ``--max-new-tokens``.
 - ``POST /get_reward_mllm_batch``: ``{"items": [...]}`` -> ``{"results": [...]}`` in order.
-- ``GET /health``: ``{"status": "ok", "model", "backend"}``, answered only once the
-  model is loaded (it loads before the port is bound). Always open, even with ``--api-key``.
+- ``GET /health`` (``schemas.HealthResponse``): ``{"status": "ok", "model", "backend",
+  "max_new_tokens", "critiques", "truncated_critiques", "pending_critiques", "aborted_critiques"}``,
+  the counts since start-up (critiques written, of those cut off at ``max_new_tokens``, asked of the
+  engine and not yet written, dropped because their caller left). The reward client reads
+  ``critiques`` to tell a busy proxy from a stalled one (``reward.proxy_client``). Answered only
+  once the model is loaded (it loads before the port is bound). Always open, even with ``--api-key``.
+- ``POST /check_images``: ``{"images": [...]}`` -> ``{"unreadable": [{"image", "reason"}]}``, the
+  references this node cannot read (the preflight sends it the training rows' image paths).
 - ``GET /metrics``: Prometheus text format (requests, errors by kind, in flight, latency,
   critiques and truncated critiques; with vLLM the engine's own, prefix-cache hits among them;
   see ``metrics``). Open like ``/health``: it holds counts, never a critique.

@@ -1,4 +1,5 @@
-"""The FastAPI app: the release's reward endpoint, a batch endpoint, health, auth and input checks.
+"""The FastAPI app: the release's reward endpoint, a batch endpoint, health, metrics, the image check,
+auth and input checks (the routes are ``proxy_contract``'s; what each answers: the package docstring).
 
 Every bad input is answered with a 4xx whose ``detail`` names the field (and
 ``errors`` lists each one); nothing a client sends can stop the server. The proxy
@@ -31,15 +32,16 @@ from proxy_grm.images import ImageLoadError, load_image
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import Fallback, parse_verdict
 from proxy_grm.prompts import proxy_prompt
-from proxy_grm.proxy_contract import MAX_BODY_BYTES, BatchRequest, RewardItem, RewardResult
+from proxy_grm.proxy_contract import (BATCH_PATH, CHECK_IMAGES_PATH, HEALTH_PATH, MAX_BODY_BYTES, METRICS_PATH,
+                                      REWARD_PATH, BatchRequest, RewardItem, RewardResult)
 from proxy_grm.proxy_service.backends import BackendConfig, ProxyBackend, load_backend
 from proxy_grm.proxy_service.metrics import ServiceMetrics
 from proxy_grm.proxy_service.schemas import HealthResponse, ImageCheckRequest, ImageCheckResponse, UnreadableImage
 
 logger = logging.getLogger("proxy_grm.proxy")
 
-OPEN_PATHS = frozenset({"/health", "/metrics"})
-METERED_PATHS = frozenset({"/get_reward_mllm", "/get_reward_mllm_batch", "/check_images"})  # others: "other"
+OPEN_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
+METERED_PATHS = frozenset({REWARD_PATH, BATCH_PATH, CHECK_IMAGES_PATH})  # others: "other"
 CLIENT_LEFT_STATUS = 499  # nginx's "client closed request": logged and counted, never sent
 MAX_ASPECT_RATIO = 200  # qwen_vl_utils.smart_resize refuses longer/shorter side ratios above this
 # The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
@@ -285,20 +287,21 @@ def create_app(config: ServiceConfig,
         request.state.error_kind = "bad_image"
         return _error(422, [{"field": error.field, "message": error.reason}])
 
-    @app.get("/health")
+    @app.get(HEALTH_PATH)
     async def health() -> HealthResponse:
+        """Loaded model and backend, and the critique counts since start-up (the reward client's liveness signal)."""
         return HealthResponse(status="ok", model=str(config.backend.model_path), backend=app.state.backend.name,
                               max_new_tokens=config.max_new_tokens, critiques=metrics.count("critiques"),
                               truncated_critiques=metrics.count("truncated_critiques"),
                               pending_critiques=metrics.gauge("pending_critiques"),
                               aborted_critiques=metrics.count("aborted_critiques"))
 
-    @app.get("/metrics")
+    @app.get(METRICS_PATH)
     async def prometheus_metrics() -> Response:
         """Prometheus text format (see ``metrics``); open like ``/health``: counts only, never a critique."""
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/check_images")
+    @app.post(CHECK_IMAGES_PATH)
     async def check_images(request_body: ImageCheckRequest) -> ImageCheckResponse:
         """Which of these references this node cannot read (the trainer's paths must resolve here too)."""
 
@@ -313,15 +316,15 @@ def create_app(config: ServiceConfig,
         return ImageCheckResponse(unreadable=[UnreadableImage(image=ref, reason=why)
                                               for ref, why in zip(request_body.images, reasons) if why])
 
-    @app.post("/get_reward_mllm")
+    @app.post(REWARD_PATH)
     async def get_reward_mllm(item: RewardItem, request: Request) -> dict[str, Any]:
-        """The release's endpoint: one item in, ``{"reward", "verdict", "critique"}`` out."""
+        """The release's endpoint: one item in, ``{"reward", "verdict", "critique", "truncated"}`` out."""
         request.state.items = 1
         results = await score_for(request, [item], ["image"])
         request.state.summary = _summary(results)
         return results[0].to_json()
 
-    @app.post("/get_reward_mllm_batch")
+    @app.post(BATCH_PATH)
     async def get_reward_mllm_batch(batch: BatchRequest, request: Request) -> dict[str, Any]:
         """Many items in one request; results in request order."""
         request.state.items = len(batch.items)

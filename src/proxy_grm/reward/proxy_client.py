@@ -1,4 +1,4 @@
-"""Async HTTP client for the proxy service: pooled, replica-aware, liveness-checked, bounded retries.
+"""HTTP client for the proxy service: pooled, replica-aware, liveness-checked, bounded retries.
 
 One ``ProxyPool`` per event loop and settings (an HTTP session cannot be shared
 across loops; verl runs one loop per reward worker process). Each call goes
@@ -6,7 +6,8 @@ to the replica with the fewest calls in flight (ties rotate), retries connection
 errors, a replica found dead, 429 and 5xx with exponential backoff on another
 replica when there is one, and then raises ``ProxyUnavailableError`` naming the URL
 and cause. A 4xx or a malformed answer is not retried: it means a bad request or a
-server that does not speak this protocol, and retrying would hide it.
+server that does not speak this protocol, and retrying would hide it. ``request_json`` is the
+same retry policy for one blocking call (the preflight, the rubric-transfer evaluator).
 
 A busy proxy is not a dead one. At the release's step size (2,048 rollouts, 8 reward
 workers) calls wait in our connection pool and in the service's queue for many times
@@ -45,9 +46,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import httpx
 
-from proxy_grm.proxy_contract import BATCH_PATH
-from proxy_grm.reward.settings import RewardSettings, base_url
+from proxy_grm.proxy_contract import BATCH_PATH, HEALTH_PATH, route_url
+from proxy_grm.reward.settings import RewardSettings
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,15 @@ MAX_BACKOFF_S = 30.0
 WARNING_WINDOW_S = 1.0  # longest a warning waits for the identical ones of other calls
 MAX_PROBE_INTERVAL_S = 5.0
 CONNECT_TIMEOUT_S = 30.0  # the TCP connect alone (a host that is gone), never the wait for a pooled connection
+
+
+def retry_delay(attempt: int, backoff_s: float) -> float:
+    """Seconds to wait before retry ``attempt + 1``: ``backoff_s`` doubling per retry, at most ``MAX_BACKOFF_S``.
+
+    >>> [retry_delay(attempt, 0.5) for attempt in range(3)], retry_delay(10, 0.5)
+    ([0.5, 1.0, 2.0], 30.0)
+    """
+    return min(backoff_s * 2**attempt, MAX_BACKOFF_S)
 
 
 def probe_interval(timeout_s: float) -> float:
@@ -135,7 +146,7 @@ class ReplicaWatch:
     """
 
     def __init__(self, url: str, probes: aiohttp.ClientSession, timeout_s: float, waiting: Callable[[], int]):
-        self.health_url = base_url(url) + "/health"
+        self.health_url = route_url(url, HEALTH_PATH)
         self.probes, self.timeout_s, self.waiting = probes, timeout_s, waiting
         self.dead: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._task: asyncio.Task[None] | None = None
@@ -220,7 +231,7 @@ class ProxyPool:
 
     async def _post_once(self, url: str, payloads: list[dict[str, Any]]) -> list[tuple[float, bool]]:
         """One attempt: one payload to the release's endpoint, several to the batch endpoint (one request)."""
-        target = url if len(payloads) == 1 else base_url(url) + BATCH_PATH
+        target = url if len(payloads) == 1 else route_url(url, BATCH_PATH)
         body = payloads[0] if len(payloads) == 1 else {"items": payloads}
         self.in_flight[url] += 1
         request = asyncio.ensure_future(self._request(target, body))
@@ -266,7 +277,7 @@ class ProxyPool:
                 cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
                 failed.add(url)
             if attempt < max_retries:
-                delay = min(backoff_s * 2**attempt, MAX_BACKOFF_S)
+                delay = retry_delay(attempt, backoff_s)
                 self._warn_retry(url, cause, attempt + 1, max_retries, delay)
                 await asyncio.sleep(delay)
         raise ProxyUnavailableError(
@@ -293,6 +304,34 @@ class ProxyPool:
 
 class _Retryable(Exception):
     """A status that may pass (overload, restart): try again."""
+
+
+def request_json(client: httpx.Client, url: str, body: Any = None, max_retries: int = 3,
+                 backoff_s: float = 0.5) -> Any:
+    """One blocking call to the service (GET, or POST of ``body``) with the reward's retry policy; its JSON reply.
+
+    For the one-off callers (the preflight, the rubric-transfer evaluator), which need no pool or liveness
+    watch: connection errors, timeouts, 429 and 5xx are retried ``max_retries`` times (``retry_delay``), then
+    ``ProxyUnavailableError``; any other non-200, or a reply that is not JSON, is ``ProxyProtocolError`` at once.
+    """
+    for attempt in range(max_retries + 1):
+        try:
+            response = client.get(url) if body is None else client.post(url, json=body)
+        except httpx.TransportError as error:
+            cause = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+        else:
+            if response.status_code not in RETRYABLE_STATUS:
+                if response.status_code != 200:
+                    raise ProxyProtocolError(url, f"HTTP {response.status_code}: {response.text[:500]}", attempt + 1)
+                try:
+                    return response.json() if response.content else None  # vLLM's /health has no body
+                except ValueError:
+                    raise ProxyProtocolError(url, f"not JSON: {response.text[:200]!r}", attempt + 1) from None
+            cause = f"HTTP {response.status_code}: {response.text[:200]}"
+        if attempt < max_retries:
+            time.sleep(retry_delay(attempt, backoff_s))
+    attempts = max_retries + 1
+    raise ProxyUnavailableError(url, f"{cause} (after {attempts} attempts)" if attempts > 1 else cause, attempts)
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, ProxyPool]] = weakref.WeakKeyDictionary()

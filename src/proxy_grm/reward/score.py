@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from proxy_grm.parsing import extract_rubric, is_well_formatted, parse_label, parse_verdict, rubric_leak
+from proxy_grm.parsing import accuracy_reward, extract_rubric, is_well_formatted, parse_label, rubric_leak
 from proxy_grm.proxy_contract import RewardItem
 from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, get_pool
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
@@ -94,9 +94,8 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
     ``record_failures``: a proxy failure under ``on_failure=raise`` is recorded (``proxy_failed``, p = 0)
     rather than raised, for a trainer that stops the run itself (verl's swallows exceptions).
     """
-    verdict = parse_verdict(solution_str)
-    correct = verdict is not None and verdict == parse_label(ground_truth)
-    accuracy = 1.0 if correct else -1.0
+    accuracy = accuracy_reward(solution_str, ground_truth)  # a, before the mode
+    correct = accuracy > 0
     formatted = settings.use_format and is_well_formatted(solution_str)
     rubric = extract_rubric(solution_str)
     leak = rubric is not None and rubric_leak(rubric) is not None

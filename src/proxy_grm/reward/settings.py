@@ -23,10 +23,10 @@ environment was set still sees it.
 
 ``proxy_url`` takes one URL, a list of URLs (proxy replicas) or a comma-separated
 string. A base URL (``http://host:port``) gets ``/get_reward_mllm`` appended; a URL
-that already ends in it is kept. ``REMOTE_RM_URL`` is the release's full endpoint
-URL and is used as is; without it, ``ip``/``api_port`` (if either is set, or
-``use_api=1``) give ``http://{ip}:{api_port}/get_reward_mllm`` with the release's
-defaults ``0.0.0.0`` and ``20240``.
+that already ends in one of the proxy's routes gets it instead (``proxy_contract.route_url``).
+``REMOTE_RM_URL`` is the release's full endpoint URL and is used as is; without it,
+``ip``/``api_port`` (if either is set, or ``use_api=1``) give
+``http://{ip}:{api_port}/get_reward_mllm`` with the release's defaults ``0.0.0.0`` and ``20240``.
 
 ``timeout_s``: the longest a replica may go, while calls wait on it, without answering
 ``/health`` or finishing a critique; a call itself may wait longer (``proxy_client``).
@@ -54,10 +54,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from proxy_grm.proxy_contract import REWARD_PATH
+from proxy_grm.proxy_contract import route_url
 from proxy_grm.reward.modes import DEFAULT_MODE, Aggregation, get_mode
 
-PROXY_ENDPOINT = REWARD_PATH
 RELEASE_DEFAULT_IP = "0.0.0.0"
 RELEASE_DEFAULT_PORT = "20240"
 
@@ -97,22 +96,11 @@ ENV_SWITCHES = {"use_proxy": "use_api", "use_format": "use_format", "mode": "use
                 "max_connections": "HTTP_POOL_SIZE", "api_key": "PROXY_GRM_API_KEY"}
 
 
-def endpoint_url(url: str, field: str = "proxy_url") -> str:
-    """The scoring endpoint for a proxy base URL (or an endpoint URL, kept as is).
-
-    >>> endpoint_url("http://10.0.0.7:8000/")
-    'http://10.0.0.7:8000/get_reward_mllm'
-    """
+def _http_url(url: str, field: str) -> str:
     url = url.strip()
     if not url.startswith(("http://", "https://")):
         raise ValueError(f"{field}: expected an http(s) URL, got {url!r}")
-    url = url.rstrip("/")
-    return url if url.endswith(PROXY_ENDPOINT) else url + PROXY_ENDPOINT
-
-
-def base_url(endpoint: str) -> str:
-    """The proxy's base URL (where ``/health`` lives) for one of its endpoint URLs."""
-    return endpoint[: -len(PROXY_ENDPOINT)] if endpoint.endswith(PROXY_ENDPOINT) else endpoint.rsplit("/", 1)[0]
+    return url
 
 
 def _proxy_endpoints(value: Any) -> tuple[str, ...]:
@@ -124,24 +112,16 @@ def _proxy_endpoints(value: Any) -> tuple[str, ...]:
         raise ValueError(f"proxy_url: expected a URL or a list of URLs, got {value!r}")
     if not urls:
         raise ValueError("proxy_url: empty")
-    return tuple(endpoint_url(url) for url in urls)
-
-
-def endpoint_url_as_is(url: str) -> str:
-    """The release's ``REMOTE_RM_URL``: a full endpoint URL, posted to unchanged."""
-    url = url.strip()
-    if not url.startswith(("http://", "https://")):
-        raise ValueError(f"REMOTE_RM_URL: expected an http(s) URL, got {url!r}")
-    return url
+    return tuple(route_url(_http_url(url, "proxy_url")) for url in urls)
 
 
 def _legacy_endpoint(env: Mapping[str, str]) -> str | None:
     if env.get("REMOTE_RM_URL"):
-        return endpoint_url_as_is(env["REMOTE_RM_URL"])
+        return _http_url(env["REMOTE_RM_URL"], "REMOTE_RM_URL")  # the release's full endpoint URL, as is
     if any(env.get(key) for key in ("ip", "api_port")) or env.get("use_api", "").strip() == "1":
         ip = env.get("ip") or RELEASE_DEFAULT_IP
         port = env.get("api_port") or RELEASE_DEFAULT_PORT
-        return f"http://{ip}:{port}{PROXY_ENDPOINT}"
+        return route_url(f"http://{ip}:{port}")
     return None
 
 
