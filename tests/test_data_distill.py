@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from proxy_grm.servers import ServerProcess, free_port
 
-from proxy_grm.data.colour_task import BLIND_COLOUR, true_colour
+from proxy_grm.data.colour_task import BLIND_COLOUR, seen_colour, true_colour
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
 from proxy_grm.images import file_to_data_uri
 from proxy_grm.data.fixtures import make_source_fixtures
@@ -81,11 +81,12 @@ def test_every_pair_answered_once_with_retries(distilled, pairs_file: Path) -> N
 
 
 def test_image_reached_the_teacher(distilled, pairs_file: Path) -> None:
+    """The stub's rubric names the colour it decoded from the image it was sent: that pair's image."""
     cache, _ = distilled
     pairs = {p.id: p for p in iter_pairs(pairs_file)}
     for entry in TeacherCache(cache).entries():
-        width, height = load_image(pairs[entry["id"]].image).size
-        assert f"the {width}x{height} image" in entry["output"]
+        seen = seen_colour(load_image(pairs[entry["id"]].image))
+        assert f"the image is mostly {seen}." in entry["output"]
 
 
 def test_rerun_sends_nothing(distilled, pairs_file: Path, stub_urls: tuple[str, str]) -> None:
@@ -119,9 +120,9 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
     for row in hard.itertuples():
         info = row.extra_info
         image = load_image(info["image"])
-        assert stub_verdict(info["chosen"], info["rejected"], image) != int(info["answer"])
+        assert stub_verdict(info["response_1"], info["response_2"], image) != int(row.reward_model["ground_truth"])
         assert true_colour(image) == BLIND_COLOUR  # the teacher's one blind spot is the hard pool
-        assert row.reward_model["ground_truth"] == info["answer"]
+        assert "answer" not in info and "chosen" not in info  # the label once, the shown order by its name
         assert row.prompt[0]["content"].startswith("<image>")
         assert row.images[0]["bytes"] == Path(info["image"]).read_bytes()
         assert {k: row.images[0][k] for k in ("max_pixels", "min_pixels")} == pixel_budget().image_kwargs()
@@ -135,7 +136,7 @@ def test_split_follows_teacher_verdicts_and_labels_balance(distilled, pairs_file
         assert info["rubric"].startswith("<rubric>") and "<justify>" not in info["rubric"]
         assert info["rubric"] in row.prompt[0]["content"]
         image = load_image(info["image"])
-        assert stub_verdict(info["chosen"], info["rejected"], image) == int(info["answer"])
+        assert stub_verdict(info["response_1"], info["response_2"], image) == int(row.reward_model["ground_truth"])
         assert true_colour(image) != BLIND_COLOUR
     for line in (tmp_path / "proxy_sft.jsonl").read_text().splitlines():
         row = json.loads(line)

@@ -17,6 +17,7 @@ from proxy_grm.data.distill import TeacherConfig, distill
 from proxy_grm.data.fixtures import make_source_fixtures
 from proxy_grm.data.prepare_pairs import prepare_pairs
 from proxy_grm.data.split import split_and_write
+from proxy_grm.reward.score import proxy_payload
 from proxy_grm.tiny_model import IMAGE_PAD_ID
 
 # Images small enough for a fast CPU run; read by qwen_vl_utils and ms-swift at import time.
@@ -106,5 +107,9 @@ def test_verl_rlhf_dataset_yields_every_row(sets_dir: Path, tiny_model_dir: Path
         item = dataset[index]
         content = item["raw_prompt"][0]["content"]
         assert content[0]["type"] == "image" and content[1]["type"] == "text"
-        assert item["reward_model"]["ground_truth"] == item["extra_info"]["answer"] in ("1", "2")
-        assert {"question", "chosen", "rejected", "image", "answer"} <= set(item["extra_info"])
+        assert item["reward_model"]["ground_truth"] in ("1", "2")
+        assert {"question", "response_1", "response_2", "image"} <= set(item["extra_info"])
+        # What the reward function sends the proxy: the release's payload, from our names.
+        payload = proxy_payload(item["extra_info"], item["reward_model"]["ground_truth"], "<rubric>r</rubric>", name)
+        assert (payload["chosen"], payload["rejected"], payload["answer"]) == (
+            item["extra_info"]["response_1"], item["extra_info"]["response_2"], item["reward_model"]["ground_truth"])

@@ -67,9 +67,10 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
 
 
 def test_a_failing_stage_is_named(tmp_path: Path) -> None:
-    # No pairs: the data stage finds empty training sets and fails, naming itself and the fix.
+    # No pairs: the data stage fails, naming itself and the cause from its log.
     result = subprocess.run([sys.executable, "-m", "proxy_grm.demo", "--out", str(tmp_path / "demo"), "--teacher",
                              "stub", "--pairs-per-source", "0"], cwd=REPO_ROOT, capture_output=True, text=True,
                             timeout=900)
     assert result.returncode == 1, result.stdout[-2000:]
-    assert "demo failed: stage 'data'" in result.stderr and "raise --pairs-per-source" in result.stderr, result.stderr
+    assert "demo failed: stage 'data_stub_teacher'" in result.stderr, result.stderr
+    assert "no pairs survived conversion and filtering" in result.stderr, result.stderr

@@ -157,7 +157,7 @@ def test_missing_pair_fields_name_the_field() -> None:
     async def run() -> None:
         await compute_score("rlaif_v", OUTPUT, "1", {"question": "q"}, proxy_url="http://127.0.0.1:1")
 
-    with pytest.raises(ValueError, match=r"rlaif_v.*\['chosen', 'rejected', 'image'\]"):
+    with pytest.raises(ValueError, match=r"rlaif_v.*\['response_1', 'response_2', 'image'\].*chosen/rejected"):
         asyncio.run(run())
 
 

@@ -75,11 +75,13 @@ def draw_image(key: int) -> bytes:
     return buffer.getvalue()
 
 
-def make_pair(rng: random.Random, key: int) -> ColourPair:
-    """A pair about the image ``key``: the chosen response names its colour, the rejected another."""
+def make_pair(rng: random.Random, key: int, question: int | None = None) -> ColourPair:
+    """A pair about the image ``key``: the chosen response names its colour, the rejected another.
+    ``question`` picks the question (pairs on one image then differ; the filters drop duplicates)."""
     colour = image_colour(key)
     distractor = BLIND_AS if colour == BLIND_COLOUR else rng.choice([c for c in COLOURS if c != colour])
-    return ColourPair(colour, distractor, rng.choice(_QUESTIONS), ANSWER.format(colour=colour),
+    asked = rng.choice(_QUESTIONS) if question is None else _QUESTIONS[question % len(_QUESTIONS)]
+    return ColourPair(colour, distractor, asked, ANSWER.format(colour=colour),
                       ANSWER.format(colour=distractor), draw_image(key))
 
 

@@ -56,11 +56,11 @@ class _Maker:
         self.distinct_images = distinct_images
         self._png_cache: dict[int, bytes] = {}
 
-    def pair(self, image_key: int) -> ColourPair:
+    def pair(self, image_key: int, question: int | None = None) -> ColourPair:
         """A toy pair about image ``image_key`` (``colour_task``): the chosen response names its colour."""
         if self.distinct_images:
             image_key %= self.distinct_images
-        pair = make_pair(self.rng, image_key)
+        pair = make_pair(self.rng, image_key, question)
         if self.distinct_images:
             # A small pool of images: encode each PNG once (100k rows are not 100k encodes).
             pair = replace(pair, png=self._png_cache.setdefault(image_key, pair.png))
@@ -100,7 +100,7 @@ def _llava_critic_rows(make: _Maker, n: int, skips: Counter) -> Iterator[dict[st
                 "image": _image_struct(png, f"critic-{i // 2}.png")}
 
     for i in range(n):
-        pair = make.pair(1_000_000 + i // 2)
+        pair = make.pair(1_000_000 + i // 2, question=i % 2)  # two pairs per image, two questions
         question, chosen, rejected = pair.question, pair.chosen, pair.rejected
         winner = make.rng.choice((1, 2))
         first, second = (chosen, rejected) if winner == 1 else (rejected, chosen)

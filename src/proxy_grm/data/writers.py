@@ -7,11 +7,12 @@ verl (GRM-RL, Proxy-RL): parquet with ``data_source``, ``prompt`` (``proxy_grm.m
 ``images`` (``[{"bytes": ..., "max_pixels": ..., "min_pixels": ...}]`` by default, self-contained; or
 ``{"image": path, ...}`` with the same pixel keys: verl hands them to ``qwen_vl_utils.fetch_image``, so RL
 resizes to the shared budget of ``proxy_grm.pixels`` whatever the trainer's environment), ``ability``,
-``reward_model`` ``{"style": "rule", "ground_truth": "1"|"2"}`` and ``extra_info``. ``extra_info`` keeps the
-names the reward function forwards to the proxy, which are the release's: ``question``, ``chosen``
-(= Response 1 as shown), ``rejected`` (= Response 2 as shown), ``image`` (path), ``answer`` ("1"/"2", the
-label); plus ``id``, ``source``, ``reverse`` (``proxy_grm.pairs``), ``index`` (verl reads it), ``split`` and
-``rubric`` (the teacher's, Proxy-RL only; "" in GRM-RL).
+``reward_model`` ``{"style": "rule", "ground_truth": "1"|"2"}`` (the label, stored only there) and
+``extra_info``: ``question``, ``response_1`` and ``response_2`` (as shown to the policy), ``image`` (path),
+``id``, ``source``, ``reverse`` (``proxy_grm.pairs``), ``index`` (verl reads it), ``split`` and ``rubric``
+(the teacher's, Proxy-RL only; "" in GRM-RL). The reward function maps them to the release's payload names
+(``chosen``/``rejected`` = Response 1/2 as shown, ``answer``) in ``reward.score.proxy_payload``, which also
+reads rows written with those names.
 
 Both writers write to a hidden partial file and rename it on success, so a crash never leaves a
 truncated training set under the final name.
@@ -48,8 +49,7 @@ def _verl_schema(image_mode: ImageMode) -> Any:
         ("reward_model", pa.struct([("style", text), ("ground_truth", text)])),
         ("extra_info", pa.struct([
             ("id", text), ("source", text), ("split", text), ("index", pa.int64()), ("reverse", pa.bool_()),
-            ("question", text), ("chosen", text), ("rejected", text), ("image", text), ("answer", text),
-            ("rubric", text),
+            ("question", text), ("response_1", text), ("response_2", text), ("image", text), ("rubric", text),
         ])),
     ])
 
@@ -167,7 +167,7 @@ def verl_row(pair: PairRecord, reverse: bool, index: int, split: str, rubric: st
         "reward_model": {"style": "rule", "ground_truth": str(shown.label)},
         "extra_info": {
             "id": pair.id, "source": pair.source, "split": split, "index": index, "reverse": reverse,
-            "question": pair.question, "chosen": shown.response_1, "rejected": shown.response_2,
-            "image": pair.image, "answer": str(shown.label), "rubric": rubric or "",
+            "question": pair.question, "response_1": shown.response_1, "response_2": shown.response_2,
+            "image": pair.image, "rubric": rubric or "",
         },
     }

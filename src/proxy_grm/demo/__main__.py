@@ -12,6 +12,7 @@ from pathlib import Path
 from proxy_grm.demo import heldout, pipeline
 from proxy_grm.demo.report import write_report
 from proxy_grm.demo.stages import StageFailed, StageRunner, source_digest
+from proxy_grm.proxy_contract import route_url
 from proxy_grm.supervise import supervise
 
 # Every DemoConfig field is a flag (``--sft-steps`` for ``sft_steps``), its default the dataclass's.
@@ -117,7 +118,7 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
         if server is None:
             print(f"    starting the proxy service ({c.proxy_backend} backend) on the Proxy-SFT checkpoint")
             server = pipeline.start_proxy(c, proxy["checkpoint"])
-        return server.health_url.removesuffix("/health")
+        return route_url(server.health_url, "")
 
     proxy_depends = [proxy, c.proxy_backend, c.max_new_tokens]
     try:

@@ -18,6 +18,7 @@ from typing import Any
 from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.demo.stages import StageFailed
 from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
+from proxy_grm.proxy_contract import HEALTH_PATH, route_url
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
 from proxy_grm.tiny_model import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 
@@ -284,10 +285,10 @@ def start_proxy(config: DemoConfig, checkpoint: str) -> ServerProcess:
               "--dtype", "float32"]
     log = config.path("logs", f"proxy_{config.proxy_backend}.log")
     if config.proxy_backend == "vllm":
-        return _vllm_server(config, [*common, "--backend", "vllm", "--max-model-len", "8192"], log)
+        return _vllm_server(config, [*common, "--backend", "vllm", "--max-model-len", "8192"], log, HEALTH_PATH)
     port = free_port()
     argv = [config.python, *common, "--backend", "transformers", "--host", "127.0.0.1", "--port", str(port)]
-    return ServerProcess(argv, f"http://127.0.0.1:{port}/health", log).wait_healthy(timeout_s=300)
+    return ServerProcess(argv, route_url(f"http://127.0.0.1:{port}", HEALTH_PATH), log).wait_healthy(timeout_s=300)
 
 
 def _rollout_rows(config: DemoConfig) -> list[dict[str, Any]]:
@@ -306,8 +307,8 @@ def _grm_rollouts(config: DemoConfig, grm_checkpoint: str, rows: list[dict[str, 
     from proxy_grm.prompts import grm_prompt
 
     generator = TransformersGenerator(grm_checkpoint, device="cpu", dtype="float32")
-    batch = [chat_messages(grm_prompt(row["extra_info"]["question"], row["extra_info"]["chosen"],
-                                      row["extra_info"]["rejected"]), image=row["extra_info"]["image"])
+    batch = [chat_messages(grm_prompt(row["extra_info"]["question"], row["extra_info"]["response_1"],
+                                      row["extra_info"]["response_2"]), image=row["extra_info"]["image"])
              for row in rows]
     return generator.generate(batch, max_new_tokens=config.grm_max_new_tokens)
 
@@ -429,9 +430,10 @@ def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_fil
 
     rows = pq.read_table(config.path("data", "grm_rl.parquet")).to_pylist()[-config.fluency_pairs:]
     critiques = [str(text) for text in _grm_rollouts(config, grm_checkpoint, rows)]
-    items = [TransferItem(row_index=i, question=row["extra_info"]["question"], response_1=row["extra_info"]["chosen"],
-                          response_2=row["extra_info"]["rejected"], image=row["extra_info"]["image"],
-                          answer=int(row["extra_info"]["answer"]), rubric=rubric)
+    items = [TransferItem(row_index=i, question=row["extra_info"]["question"],
+                          response_1=row["extra_info"]["response_1"], response_2=row["extra_info"]["response_2"],
+                          image=row["extra_info"]["image"], answer=int(row["reward_model"]["ground_truth"]),
+                          rubric=rubric)
              for i, (row, text) in enumerate(zip(rows, critiques)) if (rubric := extract_rubric(text)) is not None]
     results = ProxyEvaluator(proxy_url).results(items, [item.rubric for item in items]) if items else []
     fixture_critiques = [str(row.get("critic", "")) for answers in answers_files

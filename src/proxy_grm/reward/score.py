@@ -64,27 +64,33 @@ SCORE_KEYS = (
     "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_failed_replica", "proxy_attempts",
     "proxy_truncated", "rubric_leak", "proxy_consistent",
 )
-PAIR_FIELDS = ("question", "chosen", "rejected", "image")
+PAIR_FIELDS = ("question", "response_1", "response_2", "image")
+# Rows written before the rename name the shown responses as the release does.
+RELEASE_NAMES = {"response_1": "chosen", "response_2": "rejected"}
 
 
 def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: str) -> dict[str, str]:
     """The proxy request body (``RewardItem``, the release's payload) from a verl row's ``extra_info`` and the rollout's rubric.
 
-    ``extra_info`` holds the release's names: ``chosen``/``rejected`` are Response 1/Response 2 in the order
-    the policy saw them and ``answer`` the better one ("1"/"2"); without ``extra_info["answer"]`` the row's
-    ground truth is the label.
+    ``extra_info`` holds the pair as the policy saw it: ``response_1``/``response_2`` (rows written by
+    ``data/writers.py``), or the release's names ``chosen``/``rejected`` for the same shown order. The label
+    (which response is better, "1"/"2") is the row's ground truth; a row with ``extra_info["answer"]`` (the
+    release's rows) is read by it. The release's names appear only here, in the payload the proxy expects.
     """
     if not isinstance(extra_info, dict):
-        raise ValueError(f"data_source={data_source!r}: extra_info must be a dict with {PAIR_FIELDS + ('answer',)}, "
+        raise ValueError(f"data_source={data_source!r}: extra_info must be a dict with {PAIR_FIELDS}, "
                          f"got {type(extra_info).__name__}")
-    missing = [field for field in PAIR_FIELDS if not isinstance(extra_info.get(field), str)]
+    pair = {field: extra_info.get(field, extra_info.get(RELEASE_NAMES.get(field, field))) for field in PAIR_FIELDS}
+    missing = [field for field, value in pair.items() if not isinstance(value, str)]
     if missing:
         raise ValueError(f"data_source={data_source!r}: extra_info lacks string field(s) {missing}; "
-                         "the proxy needs the pair (question, chosen, rejected, image) of each row")
+                         "the proxy needs the pair (question, response_1, response_2, image) of each row "
+                         "(response_1/response_2 may be named chosen/rejected, as in the release's rows)")
     label = parse_label(extra_info.get("answer", ground_truth))
     if label is None:
         raise ValueError(f"data_source={data_source!r}: label {extra_info.get('answer', ground_truth)!r} is not 1 or 2")
-    return RewardItem(**{field: extra_info[field] for field in PAIR_FIELDS}, answer=label, rubric=rubric).to_json()
+    return RewardItem(question=pair["question"], chosen=pair["response_1"], rejected=pair["response_2"],
+                      image=pair["image"], answer=label, rubric=rubric).to_json()
 
 
 async def score_rollout(settings: RewardSettings, data_source: str, solution_str: str, ground_truth: Any,
