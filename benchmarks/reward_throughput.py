@@ -289,8 +289,8 @@ def run_grpo(args: argparse.Namespace, model_path: Path, scratch_dir: Path) -> N
     offline: dict[bool, Measured] = {}
     for cache in settings:
         flags = () if args.backend != "vllm" else ("--prefix-caching",) if cache else ("--no-prefix-caching",)
-        print(f"starting the {args.backend} proxy{' (prefix cache ' + ('on' if cache else 'off') + ')' if flags else ''}"
-              " ...", flush=True)
+        cache_note = f" (prefix cache {'on' if cache else 'off'})" if flags else ""
+        print(f"starting the {args.backend} proxy{cache_note} ...", flush=True)
         proxy = start_proxy(args, model_path, scratch_dir / f"proxy-{cache}.log", flags)
         try:
             run_ours(base_url, warm_up)
@@ -301,8 +301,8 @@ def run_grpo(args: argparse.Namespace, model_path: Path, scratch_dir: Path) -> N
         finally:
             proxy.stop()
     for cache in settings:
-        print(f"(c) offline batched generation{' (prefix cache ' + ('on' if cache else 'off') + ')' if len(settings) > 1 else ''} ...",
-              flush=True)
+        cache_note = f" (prefix cache {'on' if cache else 'off'})" if len(settings) > 1 else ""
+        print(f"(c) offline batched generation{cache_note} ...", flush=True)
         seconds, counts = run_offline(args, model_path, release_payloads(rows), cache, release_payloads(warm_up))
         offline[cache] = Measured(seconds, counts)
     report_grpo(args, model_path, len(rows), ours, offline)

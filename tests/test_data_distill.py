@@ -66,7 +66,8 @@ def pairs_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def distilled(stub_urls: tuple[str, str], pairs_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+def distilled(stub_urls: tuple[str, str], pairs_file: Path,
+              tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
     cache = tmp_path_factory.mktemp("cache") / "teacher.jsonl"
     config = TeacherConfig(base_urls=stub_urls, model="stub", concurrency=4)
     summary = asyncio.run(distill(pairs_file, cache, config, progress=False))

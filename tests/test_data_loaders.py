@@ -49,7 +49,8 @@ def test_llava_critic_skips(judgement: str, reason: str) -> None:
 
 
 def _critic_row(judgement: str) -> dict:
-    human = "<image>\nJudge.\nQuestion: [What?]\nThe first response: [A cat.]\nThe second response: [A dog.]\nASSISTANT:\n"
+    human = ("<image>\nJudge.\nQuestion: [What?]\nThe first response: [A cat.]\n"
+             "The second response: [A dog.]\nASSISTANT:\n")
     return {"id": "x", "image": {"bytes": b"png", "path": None},
             "conversations": [{"from": "human", "value": human}, {"from": "gpt", "value": judgement}]}
 

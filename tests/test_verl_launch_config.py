@@ -180,8 +180,8 @@ def test_preflight_stops_before_training_when_a_proxy_is_down(tmp_path: Path) ->
     dead = f"http://127.0.0.1:{free_port()}"
     try:
         result = run_script(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": f"{live},{dead}", "PROXY_WAIT_S": "0"})
-        healthy = subprocess.run([sys.executable, "-m", "proxy_grm.launch.preflight", "health", live], capture_output=True,
-                                 text=True, timeout=60)
+        healthy = subprocess.run([sys.executable, "-m", "proxy_grm.launch.preflight", "health", live],
+                                 capture_output=True, text=True, timeout=60)
     finally:
         server.stop()
     assert result.returncode == 1
@@ -257,7 +257,8 @@ def test_rollout_engine_flags_parse_in_vllm(extra: list[str], ok: bool) -> None:
 
     converter = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
     config = compose(dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES}, *extra))
-    engine_kwargs = {k: v for k, v in dict(config.actor_rollout_ref.rollout.engine_kwargs.vllm).items() if v is not None}
+    engine_kwargs = {k: v for k, v in dict(config.actor_rollout_ref.rollout.engine_kwargs.vllm).items()
+                     if v is not None}
     parsed = subprocess.run([str(VLLM_PYTHON), "-c", VLLM_PARSE, str(converter), json.dumps(engine_kwargs)],
                             capture_output=True, text=True, timeout=300)
     assert (parsed.returncode == 0) is ok, parsed.stderr[-2000:]

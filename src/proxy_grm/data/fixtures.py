@@ -12,8 +12,8 @@ responses), in the released file format of that source:
 
 Every pair is a toy colour pair (``proxy_grm.data.colour_task``): the chosen response names the colour
 that fills most of the image, so the label follows from the image and the stub teacher, judging by that
-rule with one blind spot, is right on most pairs and wrong on a named slice. ``distinct_images`` bounds how many different images are drawn
-(the throughput benchmark uses a small pool so 100k rows do not mean 100k PNG encodes).
+rule with one blind spot, is right on most pairs and wrong on a named slice. ``distinct_images`` bounds how
+many different images are drawn (the throughput benchmark uses a small pool so 100k rows do not mean 100k PNG encodes).
 """
 
 from __future__ import annotations

@@ -72,7 +72,8 @@ def proxy_answer(response_1: str, response_2: str, rubric: str, image: Image.Ima
     """A proxy critique that follows the rubric's colour (the image's when it names none)."""
     colour = named_colour(rubric) or (seen_colour(image) if image is not None else None)
     verdict = verdict_for(colour, response_1, response_2)
-    return f"<think>{evidence(response_1, response_2)} Response {verdict} names {colour}.</think><answer>{verdict}</answer>"
+    reasoning = f"{evidence(response_1, response_2)} Response {verdict} names {colour}."
+    return f"<think>{reasoning}</think><answer>{verdict}</answer>"
 
 
 class ChatRequest(BaseModel):

@@ -81,7 +81,8 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     data_depends = [sources, c.max_new_tokens, c.teacher]
     if c.teacher in ("vllm", "both"):
         runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
-                   lambda: pipeline.prepare_with_vllm_teacher(c, sources, model["model"]), depends=[model, data_depends])
+                   lambda: pipeline.prepare_with_vllm_teacher(c, sources, model["model"]),
+                   depends=[model, data_depends])
     if c.teacher in ("stub", "both"):
         from proxy_grm.data import teacher_stub
 

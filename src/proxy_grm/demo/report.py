@@ -85,11 +85,9 @@ def _fluency(results: dict[str, dict[str, Any]]) -> list[str]:
         f = results.get(f"fluency_{tag}")
         if not f:
             continue
-        rows.append([tag, f"{f['grm_well_formed']}/{f['grm_outputs']} ({_pct(_ratio(f['grm_well_formed'], f['grm_outputs']))})",
-                     f"{f['grm_with_rubric']}",
-                     f"{f['proxy_well_formed']}/{f['proxy_judged']} ({_pct(_ratio(f['proxy_well_formed'], f['proxy_judged']))})",
-                     f["proxy_plus"], f["proxy_minus"],
-                     f"{f['fixture_well_formed']}/{f['fixture_outputs']} ({_pct(_ratio(f['fixture_well_formed'], f['fixture_outputs']))})"])
+        rows.append([tag, _count(f["grm_well_formed"], f["grm_outputs"]), f"{f['grm_with_rubric']}",
+                     _count(f["proxy_well_formed"], f["proxy_judged"]), f["proxy_plus"], f["proxy_minus"],
+                     _count(f["fixture_well_formed"], f["fixture_outputs"])])
         for example in f["examples"][:1]:
             examples += [f"{tag} GRM rubric -> proxy critique (judgement {example['reward']}):", "",
                          "```", example["rubric"], "---", example["critique"], "```", ""]
@@ -106,8 +104,9 @@ def _fluency(results: dict[str, dict[str, Any]]) -> list[str]:
                      "proxy -1", "GRM well-formed (fixtures)"], rows), *examples]
 
 
-def _ratio(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
+def _count(part: int, whole: int) -> str:
+    """``part/whole (pct)``, the way every count of outputs is shown."""
+    return f"{part}/{whole} ({_pct(part / whole if whole else None)})"
 
 
 def _grpo(results: dict[str, dict[str, Any]], plots: Path) -> list[str]:
@@ -148,7 +147,8 @@ def quarter_means(steps: list[dict[str, float]]) -> tuple[float | None, float | 
 def _rewards(result: dict[str, Any], plots: Path) -> list[str]:
     modes = result["modes"]
     rows = [[name, f"{m['mean_score']:.3f}", f"{m['mean_accuracy_reward']:.3f}", f"{m['mean_proxy_reward']:.3f}",
-             f"{m['mean_format_reward']:.3f}", int(m["proxy_calls"]), int(m["proxy_failures"])] for name, m in modes.items()]
+             f"{m['mean_format_reward']:.3f}", int(m["proxy_calls"]), int(m["proxy_failures"])]
+            for name, m in modes.items()]
     sample_rows = [[s["kind"], s["uid"][:10], s["label"], int(s["verdict_correct"]), int(s["well_formatted"]),
                     int(s["proxy_called"]), int(s["proxy_judgement"])] for s in result["samples"]]
     _bar_chart({name: m["mean_score"] for name, m in modes.items()}, "mean GRPO reward per aggregation mode",

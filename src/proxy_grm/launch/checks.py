@@ -59,8 +59,9 @@ def nvidia_driver() -> Version | None:
 def driver_problem(torch_cuda: str, driver: Version) -> str | None:
     """Why ``driver`` cannot run a torch built for CUDA ``torch_cuda``, or None.
 
-    >>> driver_problem("13.0", Version("570.124.06"))
-    'driver 570.124.6 is older than 580.65.6, the oldest that runs CUDA 13.0 (torch was built for it): update the driver or install the torch build for your CUDA (README, GPU set-up)'
+    >>> print(driver_problem("13.0", Version("570.124.06")))  # doctest: +NORMALIZE_WHITESPACE
+    driver 570.124.6 is older than 580.65.6, the oldest that runs CUDA 13.0 (torch was built for it):
+    update the driver or install the torch build for your CUDA (README, GPU set-up)
     >>> driver_problem("12.8", Version("570.124.06")) is None
     True
     """
@@ -80,7 +81,8 @@ def check_cuda(gpus: int) -> list[Problem]:
         return [Problem("cuda", "torch is not installed in this environment (README, GPU set-up)")]
     driver = nvidia_driver()
     if torch.version.cuda is None:
-        return [Problem("cuda", f"torch {torch.__version__} is a CPU build: install the CUDA build (README, GPU set-up)")]
+        return [Problem("cuda", f"torch {torch.__version__} is a CPU build: "
+                                "install the CUDA build (README, GPU set-up)")]
     if driver is None:
         return [Problem("cuda", "no NVIDIA driver found (nvidia-smi is not on PATH): run on a GPU node")]
     problems = []
@@ -175,8 +177,8 @@ def check_logger(backends: list[str]) -> list[Problem]:
         netrc = Path(os.environ.get("NETRC", Path.home() / ".netrc"))
         logged_in = netrc.is_file() and "api.wandb.ai" in netrc.read_text(errors="replace")
         if mode not in {"offline", "disabled", "dryrun"} and not os.environ.get("WANDB_API_KEY") and not logged_in:
-            problems.append(Problem("logger", "wandb needs WANDB_API_KEY (or `wandb login`); or set WANDB_MODE=offline, "
-                                              "or REPORT_TO=none"))
+            problems.append(Problem("logger", "wandb needs WANDB_API_KEY (or `wandb login`); "
+                                              "or set WANDB_MODE=offline, or REPORT_TO=none"))
     return problems
 
 
@@ -249,8 +251,8 @@ def check_images(files: list[Path], proxy_urls: list[str], api_key: str | None, 
         return [Problem("images", f"training file not found: {', '.join(missing)}")]
     rows = sample_rows(files, sample)
     local = [(ref, why) for row in rows for ref in row.get("images") or [] if (why := _open_here(ref))]
-    problems = [Problem("images", f"{len(local)} of the sampled rows' images do not open on this node, e.g. {local[0][1]}")
-                ] if local else []
+    problems = [Problem("images", f"{len(local)} of the sampled rows' images do not open on this node, "
+                                  f"e.g. {local[0][1]}")] if local else []
     proxy_refs = sorted({str(row["extra_info"]["image"]) for row in rows
                          if isinstance(row.get("extra_info"), dict) and row["extra_info"].get("image")})
     from proxy_grm.reward.proxy_client import ProxyCallError, request_json

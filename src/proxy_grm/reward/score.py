@@ -70,7 +70,8 @@ RELEASE_NAMES = {"response_1": "chosen", "response_2": "rejected"}
 
 
 def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: str) -> dict[str, str]:
-    """The proxy request body (``RewardItem``, the release's payload) from a verl row's ``extra_info`` and the rollout's rubric.
+    """The proxy request body (``RewardItem``, the release's payload) from a verl row's ``extra_info`` and the
+    rollout's rubric.
 
     ``extra_info`` holds the pair as the policy saw it: ``response_1``/``response_2`` (rows written by
     ``data/writers.py``), or the release's names ``chosen``/``rejected`` for the same shown order. The label
