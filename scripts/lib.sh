@@ -30,6 +30,18 @@ release_alias() {
   fi
 }
 
+# release_proxy_urls: PROXY_URLS from the release's ip and api_port (default port 20240) when only they are
+# set, by the same rule as release_alias. Both GRPO launchers call it.
+release_proxy_urls() {
+  [[ -n "${ip:-}" ]] || return 0
+  if [[ -n "${PROXY_URLS:-}" ]]; then
+    log "PROXY_URLS is set; the release's ip/api_port are ignored"
+  else
+    export PROXY_URLS="http://${ip}:${api_port:-20240}"
+    log "PROXY_URLS=${PROXY_URLS} taken from the release's ip and api_port"
+  fi
+}
+
 # require_vars NAME="what to set" ...: fail before any work, naming every missing variable.
 require_vars() {
   local missing=0 spec name

@@ -118,6 +118,21 @@ def test_dry_run_prints_the_swift_command_with_the_reward_plugin(tmp_path: Path)
     assert command.rstrip().endswith("--max_steps 3")
 
 
+def test_release_ip_and_api_port_name_the_proxy_as_in_the_verl_launcher(tmp_path: Path) -> None:
+    data = tmp_path / "grm_rl.parquet"
+    data.write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if k != "PROXY_URLS"}
+    env.update(DRY_RUN="1", PYTHON=sys.executable, MODEL_PATH="ckpt", TRAIN_FILES=str(data), ip="10.0.0.9",
+               api_port="8000")
+    result = subprocess.run(["bash", "scripts/rl/train_proxy_grm_swift.sh"], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "PROXY_URLS=http://10.0.0.9:8000 taken from the release's ip and api_port" in result.stderr
+    both = subprocess.run(["bash", "scripts/rl/train_proxy_grm_swift.sh"], cwd=REPO_ROOT,
+                          env={**env, "PROXY_URLS": "http://10.0.0.7:8000"}, capture_output=True, text=True)
+    assert both.returncode == 0 and "the release's ip/api_port are ignored" in both.stderr, both.stderr
+
+
 def test_batch_size_must_hold_whole_groups(tmp_path: Path) -> None:
     data = tmp_path / "grm_rl.parquet"
     data.write_bytes(b"")

@@ -14,12 +14,7 @@ release_alias PROJECT_NAME project_name
 release_alias EXPERIMENT_NAME experiment_name
 release_alias TOTAL_EPOCHS epochs
 release_alias CUDA_VISIBLE_DEVICES gpus
-if [[ -n "${ip:-}" && -n "${PROXY_URLS:-}" ]]; then
-  log "PROXY_URLS is set; the release's ip/api_port are ignored"
-elif [[ -n "${ip:-}" ]]; then
-  PROXY_URLS="http://${ip}:${api_port:-20240}"
-  log "PROXY_URLS=${PROXY_URLS} taken from the release's ip and api_port"
-fi
+release_proxy_urls
 release_alias USE_PROXY use_api
 release_alias USE_FORMAT use_format
 select_logger

@@ -27,10 +27,7 @@ release_alias TRAIN_FILES train_file
 release_alias OUTPUT_DIR save_path
 release_alias USE_PROXY use_api
 release_alias USE_FORMAT use_format
-if [[ -n "${ip:-}" && -z "${PROXY_URLS:-}" ]]; then
-  PROXY_URLS="http://${ip}:${api_port:-20240}"
-  log "PROXY_URLS=${PROXY_URLS} taken from the release's ip and api_port"
-fi
+release_proxy_urls
 require_vars \
   MODEL_PATH="the Proxy-GRM-SFT checkpoint (cold-start SFT output)" \
   TRAIN_FILES="the GRM-RL parquet written by scripts/prepare_data.sh (grm_rl.parquet)" \
