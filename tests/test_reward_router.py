@@ -1,10 +1,12 @@
 """``compute_score`` through verl's reward-model router gives what the proxy service gives, on real servers.
 
-Three real processes on the tiny model: vLLM's OpenAI server (the CPU engine, started with the flags verl
-gives its reward-model servers that matter here), verl 0.9.1's own router in front of it (``run_router``,
-as ``launch_router_process`` runs it, minus Ray's node-address lookup), and our proxy service on its vLLM
-backend. The checkpoint carries a ``repetition_penalty`` and the image is larger than the pixel budget, so a
-request that decoded or resized differently from the service would write another critique.
+Three real processes on the tiny model: vLLM's OpenAI server (the CPU engine, with the
+``override_generation_config`` the launcher's pool mode gives verl's reward-model servers), verl 0.9.1's own
+router in front of it (``run_router``, as ``launch_router_process`` runs it, minus Ray's node-address lookup),
+and our proxy service on its vLLM backend. The checkpoint carries a ``repetition_penalty``, so decoding with
+other settings writes another critique (checked); the image is larger than the pixel budget, so a prompt
+built another way would hold other token ids (checked: text and image-token count). The random model's
+critique hardly depends on pixel values, so their equality is by construction, not asserted.
 """
 
 from __future__ import annotations
