@@ -27,12 +27,11 @@ from proxy_grm.messages import chat_messages
 from proxy_grm.pixels import pixel_budget
 from proxy_grm.prompts import proxy_prompt
 from proxy_grm.proxy_contract import RewardItem
-from proxy_grm.reward.proxy_client import close_pools
+from proxy_grm.reward.proxy_client import ProxyUnavailableError, close_pools
 from proxy_grm.reward.router_client import CHAT_PATH, budget_image_uri, chat_request
 from proxy_grm.reward.score import compute_score
 from proxy_grm.servers import ServerProcess, free_port, vllm_env
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 MAX_NEW_TOKENS = 16
 MAX_PIXELS = 64 * 28 * 28  # below the image's 300 x 200: both paths must resize it the same way
@@ -104,6 +103,8 @@ def scores(image: Path, **kwargs: object) -> dict[str, float]:
     return asyncio.run(run())
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_router_path_scores_as_the_service(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MAX_PIXELS", str(MAX_PIXELS))
     via_router = scores(servers.image, reward_router_address=servers.router_address, max_new_tokens=MAX_NEW_TOKENS)
@@ -112,6 +113,8 @@ def test_router_path_scores_as_the_service(servers: Servers, monkeypatch: pytest
     assert (via_router["proxy_called"], via_router["proxy_failed"]) == (1.0, 0.0)
 
 
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_same_prompt_tokens_and_critique(servers: Servers) -> None:
     """The critique and the prompt's token ids (the service's processor path, image tokens included) agree.
 
@@ -139,3 +142,27 @@ def test_same_prompt_tokens_and_critique(servers: Servers) -> None:
     prompt = prepare_prompt(processor, chat_messages(text, image=item.image), pixels=pixels)
     tokens = processor(text=[prompt.text], images=prompt.images, return_tensors="pt")["input_ids"]
     assert routed["prompt_token_ids"] == tokens[0].tolist()
+
+
+def test_a_router_whose_server_is_down_is_a_recorded_failure(tmp_path: Path, start_server) -> None:
+    """verl's router answers 500 when its worker is gone (after its own 3 attempts); the trainer's reward
+    function records the failure for the run's guard, as it does for the service."""
+    from proxy_grm.reward.score import verl_compute_score
+
+    port = free_port()
+    start_server([sys.executable, "-c", ROUTER, str(port), f"http://127.0.0.1:{free_port()}"],
+                 f"http://127.0.0.1:{port}/docs", timeout_s=120)
+    image = tmp_path / "square.png"
+    Image.new("RGB", (32, 32)).save(image)
+
+    async def run() -> dict[str, float]:
+        try:
+            return await verl_compute_score("router_test", OUTPUT, "1", extra_info(image), max_retries=0,
+                                            reward_router_address=f"127.0.0.1:{port}")
+        finally:
+            await close_pools()
+
+    result = asyncio.run(run())
+    assert (result["proxy_failed"], result["proxy_failed_replica"], result["proxy_called"]) == (1.0, 1.0, 0.0)
+    with pytest.raises(ProxyUnavailableError, match=f"proxy call to http://127.0.0.1:{port} failed: .*HTTP 500"):
+        scores(image, reward_router_address=f"127.0.0.1:{port}", max_retries=0)

@@ -330,6 +330,15 @@ def test_pool_mode_runs_the_proxy_in_verls_reward_model_pool(pool_config: DictCo
     validate_like_main_ppo(pool_config)
 
 
+def test_the_run_guard_names_verls_router_in_pool_mode(pool_config: DictConfig) -> None:
+    """The trainer reads the failure policy before verl starts the router: a failure names the pool's router."""
+    from proxy_grm.verl_trainer import VERL_ROUTER_NAME, RolloutGuard
+
+    guard = RolloutGuard()
+    guard.config = pool_config
+    assert guard._proxy_failure_policy() == ((f"http://{VERL_ROUTER_NAME}",), True)
+
+
 def test_service_mode_is_the_default_and_unchanged() -> None:
     env = {**REQUIRED, "PROXY_URLS": PROXIES}
     assert dry_run_overrides(GRM_SCRIPT, {**env, "PROXY_MODE": "service"}) == dry_run_overrides(GRM_SCRIPT, env)

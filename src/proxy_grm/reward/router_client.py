@@ -99,5 +99,9 @@ class RouterPool(ProxyPool):
 
     async def _post_once(self, url: str, payloads: list[dict[str, Any]]) -> list[tuple[float, bool]]:
         """One attempt: every payload as its own chat request, all in flight together."""
-        items = [RewardItem.model_validate(payload) for payload in payloads]
-        return list(await asyncio.gather(*(self._judge_one(url, item) for item in items)))
+        calls = [asyncio.ensure_future(self._judge_one(url, RewardItem.model_validate(p))) for p in payloads]
+        try:
+            return list(await asyncio.gather(*calls))
+        finally:
+            for call in calls:  # one failed: the attempt has failed, the other order's critique is not needed
+                call.cancel()
