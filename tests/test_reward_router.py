@@ -166,3 +166,21 @@ def test_a_router_whose_server_is_down_is_a_recorded_failure(tmp_path: Path, sta
     assert (result["proxy_failed"], result["proxy_failed_replica"], result["proxy_called"]) == (1.0, 1.0, 0.0)
     with pytest.raises(ProxyUnavailableError, match=f"proxy call to http://127.0.0.1:{port} failed: .*HTTP 500"):
         scores(image, reward_router_address=f"127.0.0.1:{port}", max_retries=0)
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_verls_reward_loop_hands_the_router_to_compute_score(servers: Servers, monkeypatch: pytest.MonkeyPatch) -> None:
+    """verl's own ``RewardLoopWorker`` and naive reward manager, configured as the launcher's pool mode
+    configures them, pass the router's address to our reward function, which scores as the service does."""
+    from helpers import REWARD_FILE
+    from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
+
+    monkeypatch.setenv("MAX_PIXELS", str(MAX_PIXELS))
+    rollouts = [Rollout("a", OUTPUT, "1", extra_info(servers.image)), Rollout("a", OUTPUT, "2", extra_info(servers.image))]
+    pool = trainer_config(servers.model_dir, {"max_new_tokens": MAX_NEW_TOKENS}, REWARD_FILE,
+                          ["reward.reward_model.enable=True", f"reward.reward_model.model_path={servers.model_dir}"])
+    service = trainer_config(servers.model_dir, {"proxy_url": servers.proxy_url}, REWARD_FILE)
+    via_pool = score_rollouts(pool, rollouts, servers.router_address)
+    assert via_pool.components == score_rollouts(service, rollouts).components
+    assert [info["proxy_called"] for info in via_pool.components] == [1.0, 1.0]
