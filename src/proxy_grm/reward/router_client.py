@@ -19,9 +19,11 @@ exact pixels (its second resize, to the same size, changes nothing). The other w
 ``_load_file_url``), sends no pixels but needs the image on the vLLM node and resizes the original file
 with the processor's own ``min_pixels``/``max_pixels``: other pixels than the service's (a budget passed in
 ``mm_processor_kwargs`` would still resize the original, not qwen-vl-utils' resized copy), and other
-critiques. The cost of the data URI: a PNG encode in the reward worker per image (cached per image, so a
-GRPO group's rollouts and the swap check's second order share it) and ~4/3 of the PNG's bytes in every
-request, decoded again by vLLM; at the release's 1,003,520-pixel budget, about 1-3 MB per request.
+critiques. The cost of the data URI, at the release's 1,003,520-pixel budget (measured here on one busy CPU
+core): a PNG encode of 130-190 ms in the reward worker per image (cached per image, so a GRPO group's
+rollouts and the swap check's second order share it), and 2.6 MB (a photo-like image) to 4.0 MB (noise) in
+every request, decoded again by vLLM: at the release's step (256 pairs x 8 rollouts) some 5-8 GB through the
+router per step, where the service reads each path from its own disk.
 
 Decoding: ``temperature=0`` and ``max_tokens``; every other sampling field is left to the server's defaults,
 which are the checkpoint's ``generation_config.json`` (what the service's engine applies,
