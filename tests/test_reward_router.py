@@ -42,7 +42,8 @@ import sys
 from verl.experimental.reward_loop.router.naive_router import run_router
 run_router("127.0.0.1", int(sys.argv[1]), [sys.argv[2]])
 """
-OUTPUT = "<rubric>Names the colour of the square (60%); counts the squares (40%)</rubric><eval>e</eval><answer>1</answer>"
+OUTPUT = ("<rubric>Names the colour of the square (60%); counts the squares (40%)</rubric>"
+          "<eval>e</eval><answer>1</answer>")
 
 
 @dataclass
@@ -177,7 +178,7 @@ def test_verls_reward_loop_hands_the_router_to_compute_score(servers: Servers, m
     from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
     monkeypatch.setenv("MAX_PIXELS", str(MAX_PIXELS))
-    rollouts = [Rollout("a", OUTPUT, "1", extra_info(servers.image)), Rollout("a", OUTPUT, "2", extra_info(servers.image))]
+    rollouts = [Rollout("a", OUTPUT, label, extra_info(servers.image)) for label in ("1", "2")]
     pool = trainer_config(servers.model_dir, {"max_new_tokens": MAX_NEW_TOKENS}, REWARD_FILE,
                           ["reward.reward_model.enable=True", f"reward.reward_model.model_path={servers.model_dir}"])
     service = trainer_config(servers.model_dir, {"proxy_url": servers.proxy_url}, REWARD_FILE)

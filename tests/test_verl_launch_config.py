@@ -311,7 +311,8 @@ def test_pool_mode_runs_the_proxy_in_verls_reward_model_pool(pool_config: DictCo
     rm = pool_config.reward.reward_model
     assert (rm.enable, rm.model_path, rm.enable_resource_pool, rm.n_gpus_per_node, rm.nnodes) == (
         True, "/models/proxy_sft", True, 4, 1)
-    assert (rm.rollout.name, rm.rollout.tensor_model_parallel_size, rm.rollout.gpu_memory_utilization) == ("vllm", 1, 0.85)
+    rollout = rm.rollout
+    assert (rollout.name, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == ("vllm", 1, 0.85)
     # servers that never sleep (only the colocated path wakes them), keeping the checkpoint's generation config
     assert rm.rollout.free_cache_engine is False
     assert dict(rm.rollout.engine_kwargs.vllm) == {"override_generation_config": {}}

@@ -9,8 +9,8 @@
 # Environment: MODEL_PATH, TRAIN_FILES, VAL_FILES, PROXY_URLS (required; the release's model_path,
 # train_file, test_file, ip + api_port work too); PROXY_MODE=service (default: the proxy service at
 # PROXY_URLS) or pool (verl's own reward-model servers: PROXY_MODEL_PATH and PROXY_GPUS_PER_NODE instead of
-# PROXY_URLS; PROXY_NNODES (1), PROXY_TP (1), PROXY_GPU_MEMORY_UTILIZATION (0.85); common.sh); REWARD_MODE (aggregation name or release id 0-10,
-# default explicit_additive), USE_PROXY, USE_FORMAT, FORMAT_WEIGHT, REPORT_TO (none|swanlab|wandb|
+# PROXY_URLS; PROXY_NNODES (1), PROXY_TP (1), PROXY_GPU_MEMORY_UTILIZATION (0.85); common.sh);
+# REWARD_MODE (aggregation name or release id 0-10, default explicit_additive), USE_PROXY, USE_FORMAT, FORMAT_WEIGHT, REPORT_TO (none|swanlab|wandb|
 # tensorboard), NNODES, N_GPUS_PER_NODE, ROLLOUT_ENGINE, ROLLOUT_TP, TOTAL_EPOCHS, PROJECT_NAME,
 # EXPERIMENT_NAME, SAVE_DIR, MAX_PIXELS, PYTHON, the GRPO sizes in common.sh (TRAIN_BATCH_SIZE,
 # ROLLOUT_N, ...), PROXY_WAIT_S (how long the preflight waits for loading replicas),

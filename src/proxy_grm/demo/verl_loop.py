@@ -97,7 +97,8 @@ def rollout_batch(tokenizer: Any, rollouts: Sequence[Rollout], prompt: str = "Wh
     )
 
 
-def score_rollouts(config: Any, rollouts: Sequence[Rollout], reward_router_address: str | None = None) -> ScoredRollouts:
+def score_rollouts(config: Any, rollouts: Sequence[Rollout],
+                   reward_router_address: str | None = None) -> ScoredRollouts:
     """Run verl's reward loop over the rollouts, then verl's GRPO advantage per group.
 
     ``reward_router_address``: the router of verl's reward-model pool, as ``RewardLoopManager`` hands it to each

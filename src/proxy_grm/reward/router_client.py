@@ -95,7 +95,8 @@ class RouterPool(ProxyPool):
             choice = json.loads(text)["choices"][0]
             critique = Completion(choice["message"]["content"] or "", choice["finish_reason"] == "length")
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            raise ProxyProtocolError(target, f"not a chat completion ({type(error).__name__}): {text[:200]!r}") from None
+            cause = f"not a chat completion ({type(error).__name__}): {text[:200]!r}"
+            raise ProxyProtocolError(target, cause) from None
         result = judge(critique, item.answer)
         return result.reward, result.truncated
 
