@@ -77,6 +77,24 @@ def test_batch_sizes_are_checked_by_verl_for_the_gpu_count(gpus: int, ok: bool) 
         assert problems[0].message.startswith(f"verl rejects the sizes for {gpus} GPU(s)")
 
 
+@pytest.mark.parametrize("extra, problem", [
+    ([], None),
+    (["reward.reward_model.enable_resource_pool=False"], "(colocated): verl 0.9.1 then scores with prompts"),
+    (["reward.reward_model.rollout.free_cache_engine=True"], "would sleep at start-up and never wake"),
+    (["~reward.reward_model.rollout.engine_kwargs.vllm.override_generation_config"], "decode with verl's overrides"),
+])
+def test_proxy_pool_settings_are_checked(tmp_path: Path, extra: list[str], problem: str | None) -> None:
+    from test_verl_launch_config import POOL, dry_run_overrides
+
+    (tmp_path / "config.json").write_text("{}")
+    config, _ = checks.verl_problems(dry_run_overrides(GRM_SCRIPT, {**POOL, "PROXY_MODEL_PATH": str(tmp_path)},
+                                                       *extra))
+    found = [p.message for p in checks.check_proxy_pool(config.reward.reward_model)]
+    assert found == [] if problem is None else len(found) == 1 and problem in found[0], found
+    config.reward.reward_model.model_path = str(tmp_path / "missing")
+    assert "reward.reward_model.model_path" in checks.check_proxy_pool(config.reward.reward_model)[0].message
+
+
 @pytest.mark.parametrize("env, ok", [
     ({}, False), ({"SWANLAB_API_KEY": "k"}, True), ({"SWANLAB_MODE": "local"}, True),
 ])

@@ -100,6 +100,15 @@ def test_verl_injected_kwargs_are_accepted() -> None:
     assert resolve_settings({"proxy_url": URL, "reward_router_address": None, "reward_model_tokenizer": None}, env={})
 
 
+def test_verls_router_address_is_where_the_proxy_is_asked() -> None:
+    settings = resolve_settings({"reward_router_address": "10.0.0.3:41234", "reward_model_tokenizer": object()},
+                                env={})
+    assert (settings.proxy_endpoints, settings.via_router) == (("http://10.0.0.3:41234",), True)
+    assert not resolve_settings({"proxy_url": URL}, env={}).via_router
+    with pytest.raises(ValueError, match="in verl's pool or in our service, not both"):
+        resolve_settings({"proxy_url": URL, "reward_router_address": "10.0.0.3:41234"}, env={})
+
+
 OUTPUT = "<rubric>PICK1</rubric><eval>e</eval><answer>1</answer>"
 EXTRA = {"question": "q", "chosen": "c", "rejected": "r", "image": "i.png", "answer": "1"}
 

@@ -32,7 +32,8 @@ PROXIES = "http://10.0.0.7:8000, http://10.0.0.8:8000"
 
 
 def run_script(script: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in {*REQUIRED, "PROXY_URLS", "DRY_RUN", "REPORT_TO"}}
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {*REQUIRED, "PROXY_URLS", "DRY_RUN", "REPORT_TO", "PROXY_MODE", "PROXY_MODEL_PATH"}}
     return subprocess.run(["bash", str(script), *args], env={**clean, "PYTHON": sys.executable, **env},
                           capture_output=True, text=True, timeout=120)
 
@@ -292,3 +293,80 @@ def test_release_variable_names_are_aliases_and_ours_win() -> None:
     assert list(config.reward.custom_reward_function.reward_kwargs.proxy_url)[0] == "http://10.0.0.7:8000"
     assert "MODEL_PATH is set; the release's model_path is ignored" in both.stderr
     assert "the release's ip/api_port are ignored" in both.stderr
+
+
+# One 8-GPU node, half for the trainer and half for the proxy (verl asserts the trainer's GPUs divide batch x n).
+POOL = {**REQUIRED, "PROXY_MODE": "pool", "PROXY_MODEL_PATH": "/models/proxy_sft", "PROXY_GPUS_PER_NODE": "4",
+        "N_GPUS_PER_NODE": "4"}
+
+
+@pytest.fixture(scope="module")
+def pool_config() -> DictConfig:
+    return compose(dry_run_overrides(GRM_SCRIPT, POOL))
+
+
+def test_pool_mode_runs_the_proxy_in_verls_reward_model_pool(pool_config: DictConfig) -> None:
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.workers.config import RewardModelConfig, RolloutConfig
+
+    rm = pool_config.reward.reward_model
+    assert (rm.enable, rm.model_path, rm.enable_resource_pool, rm.n_gpus_per_node, rm.nnodes) == (
+        True, "/models/proxy_sft", True, 4, 1)
+    rollout = rm.rollout
+    assert (rollout.name, rollout.tensor_model_parallel_size, rollout.gpu_memory_utilization) == ("vllm", 1, 0.85)
+    # servers that never sleep (only the colocated path wakes them), keeping the checkpoint's generation config
+    assert rm.rollout.free_cache_engine is False
+    assert dict(rm.rollout.engine_kwargs.vllm) == {"override_generation_config": {}}
+    # every key lands in verl's own dataclasses, built from their _target_ as the rollout replica builds its
+    # config (verl/workers/rollout/replica.py)
+    built = omega_conf_to_dataclass(rm)
+    assert isinstance(built, RewardModelConfig) and isinstance(built.rollout, RolloutConfig)
+    assert (built.model_path, built.rollout.free_cache_engine, dict(built.rollout.engine_kwargs["vllm"])) == (
+        "/models/proxy_sft", False, {"override_generation_config": {}})
+    kwargs = pool_config.reward.custom_reward_function.reward_kwargs
+    assert "proxy_url" not in kwargs and kwargs.use_proxy is True
+    # the address verl adds on every call is where the proxy is asked
+    settings = resolve_settings({**kwargs, "reward_router_address": "10.0.0.3:41234"}, env={})
+    assert (settings.via_router, settings.proxy_endpoints) == (True, ("http://10.0.0.3:41234",))
+    assert pool_config.trainer.n_gpus_per_node == 4
+    validate_like_main_ppo(pool_config)
+
+
+def test_the_run_guard_names_verls_router_in_pool_mode(pool_config: DictConfig) -> None:
+    """The trainer reads the failure policy before verl starts the router: a failure names the pool's router."""
+    from proxy_grm.verl_trainer import VERL_ROUTER_NAME, RolloutGuard
+
+    guard = RolloutGuard()
+    guard.config = pool_config
+    assert guard._proxy_failure_policy() == ((f"http://{VERL_ROUTER_NAME}",), True)
+
+
+def test_service_mode_is_the_default_and_unchanged() -> None:
+    env = {**REQUIRED, "PROXY_URLS": PROXIES}
+    assert dry_run_overrides(GRM_SCRIPT, {**env, "PROXY_MODE": "service"}) == dry_run_overrides(GRM_SCRIPT, env)
+    config = compose(dry_run_overrides(GRM_SCRIPT, env))
+    assert config.reward.reward_model.enable is False
+
+
+@pytest.mark.parametrize("env, message", [
+    ({**POOL, "PROXY_URLS": PROXIES}, "PROXY_URLS is for PROXY_MODE=service"),
+    ({**POOL, "USE_PROXY": "0"}, "the pool would judge nothing"),
+    ({**REQUIRED, "PROXY_MODE": "remote"}, "PROXY_MODE must be one of: service pool"),
+    ({**REQUIRED, "PROXY_MODE": "pool"}, "set PROXY_MODEL_PATH ("),
+])
+def test_pool_mode_refuses_what_it_cannot_run(env: dict[str, str], message: str) -> None:
+    result = run_script(GRM_SCRIPT, {"DRY_RUN": "1", **env})
+    assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+@pytest.mark.vllm
+def test_pool_engine_flags_parse_in_vllm(pool_config: DictConfig) -> None:
+    """The pool's ``engine_kwargs.vllm``, through verl's converter, parse in vLLM's own ``serve`` parser."""
+    import verl
+    from omegaconf import OmegaConf
+
+    converter = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
+    engine_kwargs = OmegaConf.to_container(pool_config.reward.reward_model.rollout.engine_kwargs.vllm)
+    parsed = subprocess.run([str(VLLM_PYTHON), "-c", VLLM_PARSE, str(converter), json.dumps(engine_kwargs)],
+                            capture_output=True, text=True, timeout=300)
+    assert parsed.returncode == 0, parsed.stderr[-2000:]

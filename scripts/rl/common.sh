@@ -124,3 +124,59 @@ grpo_overrides() {
     trainer.total_epochs="${TOTAL_EPOCHS}"
   )
 }
+
+# Where the proxy agent runs (scripts/rl/README.md, "Where the proxy runs"), PROXY_MODE:
+#   service: our HTTP service (proxy/proxy.py) at PROXY_URLS, started by hand beside the trainer;
+#   pool:    verl 0.9.1's own reward-model servers (vLLM on the Proxy-SFT checkpoint PROXY_MODEL_PATH, on
+#            PROXY_NNODES x PROXY_GPUS_PER_NODE GPUs of their own) behind verl's router; verl hands our
+#            reward function the router's address (proxy_grm.reward.router_client).
+# proxy_mode_requirements: PROXY_MODE checked; the require_vars specs it needs in PROXY_REQUIREMENTS.
+proxy_mode_requirements() {
+  PROXY_MODE="${PROXY_MODE:-service}"
+  one_of PROXY_MODE service pool
+  if [[ "${PROXY_MODE}" == service ]]; then
+    PROXY_REQUIREMENTS=(
+      PROXY_URLS="the proxy service base URL(s), comma-separated: http://HOST:PORT[,http://HOST2:PORT]")
+    return 0
+  fi
+  [[ -z "${PROXY_URLS:-}" ]] || die "PROXY_URLS is for PROXY_MODE=service; PROXY_MODE=pool asks verl's own servers"
+  [[ "${USE_PROXY:-1}" == 1 ]] || die "PROXY_MODE=pool with USE_PROXY=${USE_PROXY}: the pool would judge nothing"
+  # shellcheck disable=SC2034  # read by the launcher that called this
+  PROXY_REQUIREMENTS=(
+    PROXY_MODEL_PATH="the Proxy-SFT checkpoint verl's reward-model servers load (PROXY_MODE=pool)"
+    PROXY_GPUS_PER_NODE="GPUs per node for the proxy pool, beside the trainer's N_GPUS_PER_NODE (PROXY_MODE=pool)")
+}
+
+# proxy_overrides: the reward overrides of PROXY_MODE, in PROXY_OVERRIDES. Every reward.reward_model key is
+# read in verl 0.9.1's trainer/config/reward/reward.yaml (RewardModelConfig, RolloutConfig in
+# verl/workers/config/reward.py, rollout.py):
+# - enable_resource_pool=True, n_gpus_per_node, nnodes: a standalone pool (v1/trainer_base.py builds a
+#   "reward_pool"). Colocated (False) is not offered: verl then scores after sampling with a DataProto that
+#   holds only prompts, responses and raw_prompt (_compute_reward_colocate), so a custom reward function
+#   gets no data_source, ground truth or extra_info (reward_manager/naive.py reads them) and fails;
+# - rollout.free_cache_engine=False: RewardModelManager puts the servers to sleep at start-up when it is
+#   True (experimental/reward_loop/reward_model.py), and only the colocated path wakes them;
+# - rollout.engine_kwargs.vllm.override_generation_config={}: verl passes its engine kwargs after its own
+#   override (temperature, top_k, top_p, repetition_penalty=1.0, max_new_tokens; vllm_async_server.py), so
+#   the servers keep the checkpoint's generation_config.json, as the proxy service's engine does;
+# - rollout.name=vllm: the reward speaks vLLM's OpenAI API; tensor_model_parallel_size and
+#   gpu_memory_utilization size each server (one server per PROXY_TP GPUs).
+proxy_overrides() {
+  if [[ "${PROXY_MODE}" == service ]]; then
+    PROXY_OVERRIDES=(+reward.custom_reward_function.reward_kwargs.proxy_url="$(hydra_list "${PROXY_URLS}")")
+    return 0
+  fi
+  # shellcheck disable=SC2034  # read by the launcher that called this
+  PROXY_OVERRIDES=(
+    reward.reward_model.enable=True
+    reward.reward_model.model_path="${PROXY_MODEL_PATH}"
+    reward.reward_model.enable_resource_pool=True
+    reward.reward_model.n_gpus_per_node="${PROXY_GPUS_PER_NODE}"
+    reward.reward_model.nnodes="${PROXY_NNODES:-1}"
+    reward.reward_model.rollout.name=vllm
+    reward.reward_model.rollout.tensor_model_parallel_size="${PROXY_TP:-1}"
+    reward.reward_model.rollout.gpu_memory_utilization="${PROXY_GPU_MEMORY_UTILIZATION:-0.85}"
+    reward.reward_model.rollout.free_cache_engine=False
+    '+reward.reward_model.rollout.engine_kwargs.vllm.override_generation_config={}'
+  )
+}

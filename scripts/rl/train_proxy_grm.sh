@@ -7,8 +7,10 @@
 #   PROXY_URLS=http://10.0.0.7:8000,http://10.0.0.8:8000 bash scripts/rl/train_proxy_grm.sh [hydra overrides]
 #
 # Environment: MODEL_PATH, TRAIN_FILES, VAL_FILES, PROXY_URLS (required; the release's model_path,
-# train_file, test_file, ip + api_port work too); REWARD_MODE (aggregation name or release id 0-10,
-# default explicit_additive), USE_PROXY, USE_FORMAT, FORMAT_WEIGHT, REPORT_TO (none|swanlab|wandb|
+# train_file, test_file, ip + api_port work too); PROXY_MODE=service (default: the proxy service at
+# PROXY_URLS) or pool (verl's own reward-model servers: PROXY_MODEL_PATH and PROXY_GPUS_PER_NODE instead of
+# PROXY_URLS; PROXY_NNODES (1), PROXY_TP (1), PROXY_GPU_MEMORY_UTILIZATION (0.85); common.sh);
+# REWARD_MODE (aggregation name or release id 0-10, default explicit_additive), USE_PROXY, USE_FORMAT, FORMAT_WEIGHT, REPORT_TO (none|swanlab|wandb|
 # tensorboard), NNODES, N_GPUS_PER_NODE, ROLLOUT_ENGINE, ROLLOUT_TP, TOTAL_EPOCHS, PROJECT_NAME,
 # EXPERIMENT_NAME, SAVE_DIR, MAX_PIXELS, PYTHON, the GRPO sizes in common.sh (TRAIN_BATCH_SIZE,
 # ROLLOUT_N, ...), PROXY_WAIT_S (how long the preflight waits for loading replicas),
@@ -22,11 +24,12 @@ MAX_RESPONSE_LENGTH="${MAX_RESPONSE_LENGTH:-8192}"
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+proxy_mode_requirements
 require_vars \
   MODEL_PATH="the Proxy-GRM-SFT checkpoint (cold-start SFT output) or a Qwen2.5-VL model directory" \
   TRAIN_FILES="the RL train parquet (data_prep output), or a Hydra list [a.parquet,b.parquet]" \
   VAL_FILES="the RL validation parquet" \
-  PROXY_URLS="the proxy service base URL(s), comma-separated: http://HOST:PORT[,http://HOST2:PORT]"
+  "${PROXY_REQUIREMENTS[@]}"
 
 REWARD_MODE="${REWARD_MODE:-explicit_additive}"
 USE_PROXY="${USE_PROXY:-1}"
@@ -36,10 +39,11 @@ EXPERIMENT_NAME="${EXPERIMENT_NAME:-grpo_${REWARD_MODE}}"
 SAVE_DIR="${SAVE_DIR:-checkpoints/${PROJECT_NAME}/${EXPERIMENT_NAME}}"
 
 grpo_overrides
+proxy_overrides
 launch_verl "${GRPO_OVERRIDES[@]}" \
   reward.custom_reward_function.path="$(reward_file)" \
   reward.custom_reward_function.name=compute_score \
-  +reward.custom_reward_function.reward_kwargs.proxy_url="$(hydra_list "${PROXY_URLS}")" \
+  "${PROXY_OVERRIDES[@]}" \
   +reward.custom_reward_function.reward_kwargs.mode="${REWARD_MODE}" \
   +reward.custom_reward_function.reward_kwargs.use_proxy="$([[ "${USE_PROXY}" == 1 ]] && echo true || echo false)" \
   +reward.custom_reward_function.reward_kwargs.use_format="$([[ "${USE_FORMAT}" == 1 ]] && echo true || echo false)" \

@@ -7,7 +7,9 @@ policy, and ``answer`` says which of the two is better. The reply is ``{"reward"
 optional ``id`` is echoed back (only when given) so clients can match replies to requests.
 ``POST /get_reward_mllm_batch`` takes ``{"items": [...]}`` and answers ``{"results": [...]}`` in order.
 ``GET /health`` and ``GET /metrics`` stay open with an API key; ``POST /check_images`` says which image
-references the service cannot read. Every client builds these URLs with ``route_url``.
+references the service cannot read. Every client builds these URLs with ``route_url``. ``judge`` turns a
+critique into that reply (the release server's rule), for the service and for the reward when it asks
+verl's reward-model servers itself (``reward.router_client``); ``DEFAULT_MAX_NEW_TOKENS`` bounds both.
 
 The service (``proxy_service.app``), the GRPO reward (``reward.score``), the rubric-transfer evaluator and
 the tests' fake proxy all use these models, so the contract is written once.
@@ -24,6 +26,8 @@ from typing import Annotated, Any
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, StrictInt,
                       StrictStr)
 
+from proxy_grm.parsing import Fallback, parse_verdict
+
 REWARD_PATH = "/get_reward_mllm"
 BATCH_PATH = "/get_reward_mllm_batch"
 HEALTH_PATH = "/health"
@@ -34,6 +38,10 @@ MAX_TEXT_CHARS = 65_536
 MAX_IMAGE_CHARS = 32 * 1024 * 1024
 MAX_BATCH_ITEMS = 1024
 MAX_BODY_BYTES = 256 * 1024 * 1024
+# The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
+# can run past 1,024 tokens; a critique cut off there has no <answer> and its last stray digit
+# becomes the reward. vLLM also stops at the model length, so this bounds nothing below it.
+DEFAULT_MAX_NEW_TOKENS = 16384
 
 
 def route_url(url: str, route: str = REWARD_PATH) -> str:
@@ -130,3 +138,18 @@ class BatchResult(BaseModel):
     """The batch endpoint's reply, read back by clients (extra keys a newer service adds are ignored)."""
 
     results: list[RewardResult]
+
+
+def judge(critique: str, answer: int, request_id: str | int | None = None) -> RewardResult:
+    """The release server's rule: verdict from ``<answer>`` (else the last 1/2); +1 iff it equals ``answer``.
+
+    ``truncated`` comes from the backend's ``Completion`` (a plain string counts as complete).
+
+    >>> judge("<think>..</think><answer>2</answer>", 2).reward
+    1.0
+    >>> judge("no digits at all", 1).model_dump()
+    {'reward': -1.0, 'verdict': None, 'critique': 'no digits at all', 'truncated': False, 'id': None}
+    """
+    verdict = parse_verdict(critique, Fallback.LAST_DIGIT)
+    return RewardResult(reward=1.0 if verdict == answer else -1.0, verdict=verdict, critique=critique,
+                        truncated=getattr(critique, "truncated", False), id=request_id)

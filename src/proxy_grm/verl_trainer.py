@@ -42,11 +42,12 @@ from omegaconf import DictConfig, OmegaConf
 from verl.trainer.main_ppo import TaskRunnerV1
 from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY, PPOTrainer, get_trainer_cls
 
-from proxy_grm.reward.settings import resolve_settings
+from proxy_grm.reward.settings import ROUTER_KWARG, resolve_settings
 from proxy_grm.reward.step_metrics import step_summary
 
 METRIC_PREFIX = "reward_parts/"
 TRAIN_PARTITION = "train"
+VERL_ROUTER_NAME = "verl-reward-model-router"  # how a failure names the pool's router (PROXY_MODE=pool)
 
 
 class RolloutsLostError(RuntimeError):
@@ -122,6 +123,8 @@ class RolloutGuard:
         """The proxy URLs and whether a proxy failure stops the run, from the reward kwargs verl was given."""
         reward_fn = self.config.reward.get("custom_reward_function") or {}
         kwargs = OmegaConf.to_container(reward_fn.get("reward_kwargs") or {}, resolve=True)
+        if self.config.reward.reward_model.enable:  # the router starts later, in the reward loop: name it so
+            kwargs[ROUTER_KWARG] = VERL_ROUTER_NAME  # type: ignore[index]
         settings = resolve_settings(kwargs)  # type: ignore[arg-type]
         return settings.proxy_endpoints, settings.use_proxy and settings.on_failure == "raise"
 

@@ -97,14 +97,19 @@ def rollout_batch(tokenizer: Any, rollouts: Sequence[Rollout], prompt: str = "Wh
     )
 
 
-def score_rollouts(config: Any, rollouts: Sequence[Rollout]) -> ScoredRollouts:
-    """Run verl's reward loop over the rollouts, then verl's GRPO advantage per group."""
+def score_rollouts(config: Any, rollouts: Sequence[Rollout],
+                   reward_router_address: str | None = None) -> ScoredRollouts:
+    """Run verl's reward loop over the rollouts, then verl's GRPO advantage per group.
+
+    ``reward_router_address``: the router of verl's reward-model pool, as ``RewardLoopManager`` hands it to each
+    worker (``reward.reward_model.enable``; the pool itself needs Ray and GPUs, so the caller starts one).
+    """
     from verl.experimental.reward_loop import RewardLoopWorker
     from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
 
     from proxy_grm.reward.proxy_client import close_pools
 
-    worker = RewardLoopWorker(config)
+    worker = RewardLoopWorker(config, reward_router_address)
     data = rollout_batch(worker.input_tokenizer, rollouts)
     try:
         outputs = worker.loop.run_until_complete(worker.compute_score_batch(data))

@@ -221,6 +221,33 @@ def check_proxies(urls: list[str], wait_s: float, api_key: str | None) -> list[P
             for url, cause in {**final, **pending}.items()]
 
 
+def check_proxy_pool(reward_model: Any) -> list[Problem]:
+    """verl's reward-model pool (``PROXY_MODE=pool``) as the proxy: a checkpoint here, and settings it can run.
+
+    Why each setting (``scripts/rl/common.sh``, ``proxy_overrides``): colocated, verl scores without the
+    rows' fields (``trainer/ppo/v1/trainer_base.py``, ``_compute_reward_colocate``); with
+    ``free_cache_engine`` the standalone servers sleep and nothing wakes them
+    (``experimental/reward_loop/reward_model.py``); without the cleared ``override_generation_config`` they
+    decode with verl's ``repetition_penalty=1.0`` instead of the checkpoint's, unlike the proxy service.
+    """
+    from proxy_grm.proxy_service.cli import model_path_problem
+
+    rollout = reward_model.rollout
+    problems = []
+    if (why := model_path_problem(Path(str(reward_model.model_path)), "reward.reward_model.model_path")) is not None:
+        problems.append(f"{why} (PROXY_MODEL_PATH: the Proxy-SFT checkpoint)")
+    if not reward_model.enable_resource_pool:
+        problems.append("reward.reward_model.enable_resource_pool=False (colocated): verl 0.9.1 then scores with "
+                        "prompts and responses only, so the reward gets no pair; keep the standalone pool")
+    elif rollout.free_cache_engine:
+        problems.append("reward.reward_model.rollout.free_cache_engine=True: the standalone servers would sleep "
+                        "at start-up and never wake; set it False")
+    if (rollout.get("engine_kwargs") or {}).get("vllm", {}).get("override_generation_config") != {}:
+        problems.append("reward.reward_model.rollout.engine_kwargs.vllm.override_generation_config is not {}: "
+                        "the pool would decode with verl's overrides, not the checkpoint's generation config")
+    return [Problem("proxy", problem) for problem in problems]
+
+
 def _open_here(ref: Any) -> str | None:
     """Why an image entry of a training row does not open on this node, or None."""
     from proxy_grm.images import ImageLoadError, load_image

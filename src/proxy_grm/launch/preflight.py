@@ -75,8 +75,10 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
     proxy_urls = [str(url) for url in reward.get("proxy_url") or []] if reward.get("use_proxy", True) else []
     attention = (model.get("override_config") or {}).get("attn_implementation", "flash_attention_2")
     files = checks.split_files(config.data.train_files)
+    reward_model = config.reward.reward_model
+    pool_gpus = reward_model.n_gpus_per_node if reward_model.enable and reward_model.enable_resource_pool else 0
     selected: dict[str, Callable[[], list[Problem]]] = {
-        "cuda": lambda: checks.check_cuda(trainer.n_gpus_per_node),
+        "cuda": lambda: checks.check_cuda(trainer.n_gpus_per_node + pool_gpus),
         "versions": lambda: checks.check_versions(repo / "requirements_rl.txt"),
         "trainer": checks.check_trainer_imports,
         "batch": lambda: batch_problems,
@@ -88,7 +90,9 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
     if attention == "flash_attention_2":
         selected["flash-attn"] = lambda: checks.check_flash_attn(
             "verl's actor (attn_implementation=flash_attention_2, verl/workers/config/model.py)")
-    if proxy_urls:
+    if reward_model.enable:
+        selected["proxy"] = lambda: checks.check_proxy_pool(reward_model)
+    elif proxy_urls:
         selected["proxy"] = lambda: checks.check_proxies(proxy_urls, wait_s, api_key)
     return in_order(selected)
 

@@ -30,10 +30,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy_grm.images import ImageLoadError, load_image
 from proxy_grm.messages import chat_messages
-from proxy_grm.parsing import Fallback, parse_verdict
 from proxy_grm.prompts import proxy_prompt
-from proxy_grm.proxy_contract import (BATCH_PATH, CHECK_IMAGES_PATH, HEALTH_PATH, MAX_BODY_BYTES, METRICS_PATH,
-                                      REWARD_PATH, BatchRequest, RewardItem, RewardResult)
+from proxy_grm.proxy_contract import (BATCH_PATH, CHECK_IMAGES_PATH, DEFAULT_MAX_NEW_TOKENS, HEALTH_PATH,
+                                      MAX_BODY_BYTES, METRICS_PATH, REWARD_PATH, BatchRequest, RewardItem,
+                                      RewardResult, judge)
 from proxy_grm.proxy_service.backends import BackendConfig, ProxyBackend, load_backend
 from proxy_grm.proxy_service.metrics import ServiceMetrics
 from proxy_grm.proxy_service.schemas import HealthResponse, ImageCheckRequest, ImageCheckResponse, UnreadableImage
@@ -44,10 +44,6 @@ OPEN_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
 METERED_PATHS = frozenset({REWARD_PATH, BATCH_PATH, CHECK_IMAGES_PATH})  # others: "other"
 CLIENT_LEFT_STATUS = 499  # nginx's "client closed request": logged and counted, never sent
 MAX_ASPECT_RATIO = 200  # qwen_vl_utils.smart_resize refuses longer/shorter side ratios above this
-# The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
-# can run past 1,024 tokens; a critique cut off there has no <answer> and its last stray digit
-# becomes the reward. vLLM also stops at the model length, so this bounds nothing below it.
-DEFAULT_MAX_NEW_TOKENS = 16384
 
 
 @dataclass(frozen=True)
@@ -97,21 +93,6 @@ async def _load_images(items: list[RewardItem], image_root: Path | None, fields:
     return list(await asyncio.gather(
         *(asyncio.to_thread(_load_checked_image, item.image, image_root, field) for item, field in zip(items, fields))
     ))
-
-
-def judge(critique: str, answer: int, request_id: str | int | None = None) -> RewardResult:
-    """The release server's rule: verdict from ``<answer>`` (else the last 1/2); +1 iff it equals ``answer``.
-
-    ``truncated`` comes from the backend's ``Completion`` (a plain string counts as complete).
-
-    >>> judge("<think>..</think><answer>2</answer>", 2).reward
-    1.0
-    >>> judge("no digits at all", 1).model_dump()
-    {'reward': -1.0, 'verdict': None, 'critique': 'no digits at all', 'truncated': False, 'id': None}
-    """
-    verdict = parse_verdict(critique, Fallback.LAST_DIGIT)
-    return RewardResult(reward=1.0 if verdict == answer else -1.0, verdict=verdict, critique=critique,
-                        truncated=getattr(critique, "truncated", False), id=request_id)
 
 
 class ClientLeft(Exception):

@@ -76,17 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_model_path(path: Path) -> str | None:
-    """Why ``path`` is not a loadable checkpoint folder, or None."""
+def model_path_problem(path: Path, name: str = "--model-path") -> str | None:
+    """Why ``path`` (given as ``name``) is not a loadable checkpoint folder, or None."""
     if not path.is_dir():
-        return f"--model-path {path}: no such directory"
+        return f"{name} {path}: no such directory"
     config = path / "config.json"
     if not config.is_file():
-        return f"--model-path {path}: no config.json (expected a Hugging Face checkpoint folder)"
+        return f"{name} {path}: no config.json (expected a Hugging Face checkpoint folder)"
     try:
         json.loads(config.read_text())
     except (OSError, json.JSONDecodeError) as error:
-        return f"--model-path {path}: unreadable config.json ({error})"
+        return f"{name} {path}: unreadable config.json ({error})"
     return None
 
 
@@ -104,7 +104,7 @@ def _check_port(host: str, port: int) -> str | None:
 
 def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
     """Refuse bad flag combinations before any expensive work."""
-    problem = _check_model_path(args.model_path)
+    problem = model_path_problem(args.model_path)
     if problem is None and args.image_root is not None and not args.image_root.is_dir():
         problem = f"--image-root {args.image_root}: no such directory"
     if problem is None and args.backend == "vllm" and importlib.util.find_spec("vllm") is None:

@@ -229,10 +229,8 @@ class ProxyPool:
         async with self.session.post(url, json=payload) as response:
             return response.status, await response.text(errors="replace")
 
-    async def _post_once(self, url: str, payloads: list[dict[str, Any]]) -> list[tuple[float, bool]]:
-        """One attempt: one payload to the release's endpoint, several to the batch endpoint (one request)."""
-        target = url if len(payloads) == 1 else route_url(url, BATCH_PATH)
-        body = payloads[0] if len(payloads) == 1 else {"items": payloads}
+    async def _send(self, url: str, target: str, body: dict[str, Any]) -> str:
+        """POST ``body`` to ``target`` on replica ``url``, raced against its liveness watch; the 200 reply's text."""
         self.in_flight[url] += 1
         request = asyncio.ensure_future(self._request(target, body))
         try:
@@ -244,11 +242,18 @@ class ProxyPool:
         finally:
             self.in_flight[url] -= 1
             if not request.done():
-                request.cancel()  # closes the connection: the service aborts the critique
+                request.cancel()  # closes the connection: the server aborts the critique
         if status in RETRYABLE_STATUS:
             raise _Retryable(f"HTTP {status}: {text[:200]}")
         if status != 200:
             raise ProxyProtocolError(target, f"HTTP {status}: {text[:500]}")
+        return text
+
+    async def _post_once(self, url: str, payloads: list[dict[str, Any]]) -> list[tuple[float, bool]]:
+        """One attempt: one payload to the release's endpoint, several to the batch endpoint (one request)."""
+        target = url if len(payloads) == 1 else route_url(url, BATCH_PATH)
+        body = payloads[0] if len(payloads) == 1 else {"items": payloads}
+        text = await self._send(url, target, body)
         try:
             answer = json.loads(text)
             answers = [answer] if len(payloads) == 1 else answer["results"]
@@ -337,12 +342,13 @@ def request_json(client: httpx.Client, url: str, body: Any = None, max_retries: 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, ProxyPool]] = weakref.WeakKeyDictionary()
 
 
-def get_pool(settings: RewardSettings) -> ProxyPool:
-    """The pool for these settings on the running event loop, created on first use."""
-    key = (settings.proxy_endpoints, settings.timeout_s, settings.api_key, settings.max_connections)
+def get_pool(settings: RewardSettings, pool_cls: type[ProxyPool] = ProxyPool) -> ProxyPool:
+    """The pool of ``pool_cls`` for these settings on the running event loop, created on first use."""
+    key = (pool_cls, settings.proxy_endpoints, settings.timeout_s, settings.api_key, settings.max_connections,
+           settings.max_new_tokens)
     pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
     if key not in pools:
-        pools[key] = ProxyPool(settings)
+        pools[key] = pool_cls(settings)
     return pools[key]
 
 

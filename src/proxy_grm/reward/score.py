@@ -56,7 +56,8 @@ from typing import Any
 
 from proxy_grm.parsing import accuracy_reward, extract_rubric, is_well_formatted, parse_label, rubric_leak
 from proxy_grm.proxy_contract import RewardItem
-from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, get_pool
+from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, ProxyPool, get_pool
+from proxy_grm.reward.router_client import RouterPool
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
 
 SCORE_KEYS = (
@@ -116,13 +117,14 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
             payloads = [payload]
             if settings.proxy_check == "swap":
                 payloads.append(RewardItem.model_validate(payload).swapped().to_json())
+            pool = get_pool(settings, RouterPool if settings.via_router else ProxyPool)
             try:
-                results = await get_pool(settings).judge(payloads, settings.max_retries, settings.backoff_s)
+                results = await pool.judge(payloads, settings.max_retries, settings.backoff_s)
             except ProxyCallError as error:
                 if settings.on_failure == "raise" and not record_failures:
                     raise
                 if settings.on_failure == "score_as_release":
-                    get_pool(settings).warnings.add(
+                    pool.warnings.add(
                         ("scored_as_release", error.url), WARNING_WINDOW_S,
                         lambda calls, error=error: f"{error}; {calls} call(s) scored as the release did "
                                                    "(proxy reward 0, on_failure=score_as_release)")
@@ -164,7 +166,9 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any, 
 
     ``reward_kwargs`` come from ``+reward.custom_reward_function.reward_kwargs.*``
     and are read together with the release's environment switches on every call
-    (see ``settings.py`` for keys and precedence).
+    (see ``settings.py`` for keys and precedence). With verl's reward-model pool on, verl adds
+    ``reward_router_address`` and the proxy is asked there (``router_client``) instead of at ``proxy_url``:
+    the same payload, prompt, decoding, verdict rule, reward dict and failure rules.
 
     Raises ``ProxyCallError`` (naming the URL and cause) when the proxy cannot
     judge, unless ``on_failure=score_as_release``; ``ValueError``/``TypeError``

@@ -20,6 +20,13 @@ environment was set still sees it.
 | on_failure      |                                 | raise                           |
 | proxy_check     |                                 | none (swap: judge both orders)  |
 | leak_penalty    |                                 | 0 (the release's reward)        |
+| max_new_tokens  |                                 | 16384 (the service's default)   |
+
+Where the proxy runs: verl's own reward-model pool (``reward.reward_model.enable``; the launcher's
+``PROXY_MODE=pool``) or our service. With the pool, verl adds ``reward_router_address`` (``host:port`` of its
+router) to every call, and the reward sends OpenAI chat requests there (``reward.router_client``);
+``proxy_url`` must then be unset, and ``max_new_tokens`` is the critique's length cap (the service has its
+own ``--max-new-tokens``). Without it, the reward calls the service at ``proxy_url``.
 
 ``proxy_url`` takes one URL, a list of URLs (proxy replicas) or a comma-separated
 string. A base URL (``http://host:port``) gets ``/get_reward_mllm`` appended; a URL
@@ -43,7 +50,7 @@ the verdict.
 ``RewardSettings`` is a pydantic model: it types, bounds and coerces every value
 (``"0"``/``"1"``/``"true"`` for switches, digit strings for numbers), refuses
 unknown keys, and its fields are the kwarg names (``proxy_url`` becomes
-``proxy_endpoints``).
+``proxy_endpoints``; ``via_router`` says they are verl's router, not the service).
 """
 
 from __future__ import annotations
@@ -54,14 +61,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from proxy_grm.proxy_contract import route_url
+from proxy_grm.proxy_contract import DEFAULT_MAX_NEW_TOKENS, route_url
 from proxy_grm.reward.modes import DEFAULT_MODE, Aggregation, get_mode
 
 RELEASE_DEFAULT_IP = "0.0.0.0"
 RELEASE_DEFAULT_PORT = "20240"
 
-# Keys verl itself adds to the call when a reward-model router exists; not ours to judge.
-VERL_INJECTED_KWARGS = frozenset({"reward_router_address", "reward_model_tokenizer"})
+# Keys verl itself adds to the call when its reward-model pool runs (reward_manager/naive.py, run_single):
+# the router's address is where the proxy is asked; the tokenizer is not needed (the server applies the
+# chat template).
+ROUTER_KWARG = "reward_router_address"
+VERL_INJECTED_KWARGS = frozenset({ROUTER_KWARG, "reward_model_tokenizer"})
 
 
 class RewardSettings(BaseModel):
@@ -73,6 +83,7 @@ class RewardSettings(BaseModel):
     use_format: bool = True
     mode: Aggregation = Field(default_factory=lambda: get_mode(DEFAULT_MODE))
     proxy_endpoints: tuple[str, ...] = ()
+    via_router: bool = False
     format_weight: float = Field(0.5, ge=0.0)
     timeout_s: float = Field(120.0, gt=0.0)
     max_retries: int = Field(3, ge=0)
@@ -82,6 +93,7 @@ class RewardSettings(BaseModel):
     leak_penalty: float = Field(0.0, ge=0.0)
     api_key: str | None = None
     max_connections: int = Field(100, ge=1)
+    max_new_tokens: int = Field(DEFAULT_MAX_NEW_TOKENS, ge=1)
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -90,7 +102,7 @@ class RewardSettings(BaseModel):
 
 
 # The kwarg names: the model's fields, with the URL(s) given as ``proxy_url``.
-KWARG_NAMES = frozenset(RewardSettings.model_fields) - {"proxy_endpoints"} | {"proxy_url"}
+KWARG_NAMES = frozenset(RewardSettings.model_fields) - {"proxy_endpoints", "via_router"} | {"proxy_url"}
 # The release's environment switch for each kwarg that has one.
 ENV_SWITCHES = {"use_proxy": "use_api", "use_format": "use_format", "mode": "use_fb",
                 "max_connections": "HTTP_POOL_SIZE", "api_key": "PROXY_GRM_API_KEY"}
@@ -150,6 +162,13 @@ def resolve_settings(reward_kwargs: Mapping[str, Any], env: Mapping[str, str] | 
                                    for e in error.errors())) from None
     if not settings.use_proxy:
         return settings
+    if reward_kwargs.get(ROUTER_KWARG) is not None:
+        if reward_kwargs.get("proxy_url") is not None:
+            raise ValueError("both reward.reward_model.enable (verl passes reward_router_address) and "
+                             "reward_kwargs.proxy_url are set: the proxy runs in verl's pool or in our service, "
+                             "not both; drop one")
+        router = _http_url(f"http://{reward_kwargs[ROUTER_KWARG]}", ROUTER_KWARG)
+        return settings.model_copy(update={"proxy_endpoints": (router,), "via_router": True})
     if reward_kwargs.get("proxy_url") is not None:
         endpoints = _proxy_endpoints(reward_kwargs["proxy_url"])
     elif (legacy := _legacy_endpoint(env)) is not None:
@@ -158,6 +177,7 @@ def resolve_settings(reward_kwargs: Mapping[str, Any], env: Mapping[str, str] | 
         raise ValueError(
             "the proxy reward is on but no proxy URL is set: pass "
             "+reward.custom_reward_function.reward_kwargs.proxy_url=http://HOST:PORT (or a list of URLs), "
+            "run it in verl's reward-model pool (reward.reward_model.enable=True; PROXY_MODE=pool), "
             "or turn the proxy off with ...reward_kwargs.use_proxy=false"
         )
     return settings.model_copy(update={"proxy_endpoints": endpoints})
