@@ -19,7 +19,7 @@ def benchmark_model(model_path: Path | None, scratch: Path) -> Path:
     """The checkpoint to measure, or the tiny random Qwen2.5-VL built in ``scratch`` (CPU, offline)."""
     if model_path is not None:
         return model_path
-    from proxy_grm.tiny_model import make_tiny_model
+    from proxy_grm.toy.tiny_model import make_tiny_model
 
     return make_tiny_model(scratch / "tiny-model")
 

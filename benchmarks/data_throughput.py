@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.pairs import is_reversed
 from proxy_grm.data.prepare_pairs import prepare_pairs
-from proxy_grm.pairs import iter_pairs
 from proxy_grm.data.split import split_and_write
-from proxy_grm.data.teacher_stub import grm_answer
+from proxy_grm.pairs import is_reversed
+from proxy_grm.pairs import iter_pairs
+from proxy_grm.toy.source_fixtures import make_source_fixtures
+from proxy_grm.toy.teacher_stub import grm_answer
 
 
 def peak_rss_mb() -> float:

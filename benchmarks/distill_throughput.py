@@ -32,8 +32,8 @@ from PIL import Image
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill, teacher_request
 from proxy_grm.pairs import PairRecord
 from proxy_grm.pairs import iter_pairs
-from proxy_grm.servers import ServerProcess, vllm_env
 from proxy_grm.supervise import supervise
+from proxy_grm.toy.servers import ServerProcess, vllm_env
 
 from common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
 

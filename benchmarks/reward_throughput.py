@@ -57,8 +57,8 @@ from proxy_grm.proxy_contract import HEALTH_PATH, METRICS_PATH, route_url
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.reward.score import proxy_payload
-from proxy_grm.servers import ServerProcess
 from proxy_grm.supervise import supervise
+from proxy_grm.toy.servers import ServerProcess
 
 from common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
 

@@ -28,7 +28,7 @@ trap cleanup EXIT
 echo "== tiny model and data (deterministic local teacher)"
 "$PYTHON" scripts/make_tiny_model.py --output "$OUT_DIR/model"
 "$PYTHON" data_prep/make_fixtures.py --out "$OUT_DIR/sources" --n-per-source 24
-"$PYTHON" -m proxy_grm.data.teacher_stub --host 127.0.0.1 --port "$TEACHER_PORT" > "$OUT_DIR/teacher.log" 2>&1 &
+"$PYTHON" -m proxy_grm.toy.teacher_stub --host 127.0.0.1 --port "$TEACHER_PORT" > "$OUT_DIR/teacher.log" 2>&1 &
 pids+=("$!")
 bash scripts/preflight.sh health --wait-s 60 "http://127.0.0.1:$TEACHER_PORT"
 sources=""

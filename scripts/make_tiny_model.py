@@ -9,7 +9,7 @@ import argparse
 import time
 from pathlib import Path
 
-from proxy_grm.tiny_model import make_tiny_model
+from proxy_grm.toy.tiny_model import make_tiny_model
 
 
 def main() -> None:

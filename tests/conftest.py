@@ -19,8 +19,8 @@ import pytest
 
 from helpers import REPO_ROOT, VLLM_PYTHON, is_running  # noqa: F401  (REPO_ROOT: tests/test_demo.py)
 
-from proxy_grm.servers import ServerProcess
 from proxy_grm.supervise import adopt_orphans
+from proxy_grm.toy.servers import ServerProcess
 
 # One intra-op thread: with 2 threads on 2 busy cores generation is 5-10x slower.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -74,7 +74,7 @@ def surviving_descendants(grace_s: float) -> list[psutil.Process]:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny random Qwen2.5-VL, built once per test session."""
-    from proxy_grm.tiny_model import make_tiny_model
+    from proxy_grm.toy.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-qwen2.5-vl"))
 

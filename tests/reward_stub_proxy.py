@@ -38,7 +38,7 @@ from proxy_grm.generation import Completion, Messages
 from proxy_grm.proxy_contract import BATCH_PATH, HEALTH_PATH, REWARD_PATH, RewardItem, route_url
 from proxy_grm.proxy_service.app import ServiceConfig, create_app, score_items
 from proxy_grm.proxy_service.backends import BackendConfig, BatchingQueue
-from proxy_grm.servers import ServerProcess, free_port
+from proxy_grm.toy.servers import ServerProcess, free_port
 
 IMAGES = ("i.png", "img/cat.png")
 RELEASE_PATH = "/release/reward"

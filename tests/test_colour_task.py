@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from proxy_grm.data.colour_task import (
+from proxy_grm.toy.colour_task import (
     BLIND_AS,
     BLIND_COLOUR,
     COLOURS,

@@ -30,7 +30,7 @@ from proxy_grm.pixels import (
     PixelBudget,
     pixel_budget,
 )
-from proxy_grm.tiny_model import IMAGE_PAD_ID, TINY_MIN_PIXELS
+from proxy_grm.toy.tiny_model import IMAGE_PAD_ID, TINY_MIN_PIXELS
 
 MAX_PIXELS = 64 * 28 * 28
 

@@ -20,19 +20,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from proxy_grm.servers import ServerProcess, free_port
+from proxy_grm.toy.servers import ServerProcess, free_port
 
-from proxy_grm.data.colour_task import BLIND_COLOUR, seen_colour, true_colour
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
-from proxy_grm.images import file_to_data_uri
-from proxy_grm.data.fixtures import make_source_fixtures
 from proxy_grm.data.prepare_pairs import prepare_pairs
-from proxy_grm.pairs import iter_pairs
 from proxy_grm.data.split import allocate, classify, main as split_main, split_and_write
-from proxy_grm.data.teacher_stub import stub_verdict
 from proxy_grm.datafiles import repair_torn_tail
+from proxy_grm.images import file_to_data_uri
 from proxy_grm.images import load_image
+from proxy_grm.pairs import iter_pairs
 from proxy_grm.pixels import pixel_budget
+from proxy_grm.toy.colour_task import BLIND_COLOUR, seen_colour, true_colour
+from proxy_grm.toy.source_fixtures import make_source_fixtures
+from proxy_grm.toy.teacher_stub import stub_verdict
 
 N = 12
 SIZES = {"grm_sft": 6, "proxy_sft": 4, "proxy_rl": 4, "grm_rl": 100}
@@ -41,7 +41,7 @@ SIZES = {"grm_sft": 6, "proxy_sft": 4, "proxy_rl": 4, "grm_rl": 100}
 def start_stub(tmp: Path, name: str, *flags: str) -> tuple[ServerProcess, str]:
     """A stub teacher subprocess and its OpenAI base URL."""
     port = free_port()
-    argv = [sys.executable, "-m", "proxy_grm.data.teacher_stub", "--port", str(port), *flags]
+    argv = [sys.executable, "-m", "proxy_grm.toy.teacher_stub", "--port", str(port), *flags]
     server = ServerProcess(argv, f"http://127.0.0.1:{port}/health", tmp / f"{name}.log")
     server.wait_healthy(60)
     return server, f"http://127.0.0.1:{port}/v1"

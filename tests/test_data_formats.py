@@ -14,11 +14,11 @@ import pytest
 from test_data_distill import start_stub
 
 from proxy_grm.data.distill import TeacherConfig, distill
-from proxy_grm.data.fixtures import make_source_fixtures
 from proxy_grm.data.prepare_pairs import prepare_pairs
 from proxy_grm.data.split import split_and_write
 from proxy_grm.reward.score import proxy_payload
-from proxy_grm.tiny_model import IMAGE_PAD_ID
+from proxy_grm.toy.source_fixtures import make_source_fixtures
+from proxy_grm.toy.tiny_model import IMAGE_PAD_ID
 
 # Images small enough for a fast CPU run; read by qwen_vl_utils and ms-swift at import time.
 MAX_PIXELS = 16 * 28 * 28

@@ -10,13 +10,13 @@ import pytest
 
 from proxy_grm.data import llava_critic, mmif, rlaif_v, rlhf_v
 from proxy_grm.data.filters import FilterConfig, PairFilter, format_table, jaccard
-from proxy_grm.data.fixtures import make_source_fixtures
-from proxy_grm.data.records import SkipRow, SourcePair
 from proxy_grm.data.prepare_pairs import main, prepare_pairs
+from proxy_grm.data.records import SkipRow, SourcePair
 from proxy_grm.data.source_specs import _iter_hub_rows
-from proxy_grm.pairs import iter_pairs
 from proxy_grm.datafiles import DataFileError, iter_json_array
+from proxy_grm.pairs import iter_pairs
 from proxy_grm.pairs import PairRecord, ShownPair, is_reversed
+from proxy_grm.toy.source_fixtures import make_source_fixtures
 
 N = 6
 

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from proxy_grm.servers import ServerProcess, free_port, vllm_env
+from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
 
 from proxy_grm.data.distill import TeacherCache, TeacherConfig, distill
-from proxy_grm.data.fixtures import make_source_fixtures
 from proxy_grm.data.prepare_pairs import prepare_pairs
 from proxy_grm.data.split import split_and_write
+from proxy_grm.toy.source_fixtures import make_source_fixtures
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 MODEL_NAME = "tiny-teacher"

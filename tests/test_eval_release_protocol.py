@@ -24,8 +24,8 @@ from helpers import release_make_conv
 from proxy_grm.evaluation import release
 from proxy_grm.evaluation.benchmarks import BENCHMARKS, Order
 from proxy_grm.evaluation.cli import generate_main, score_main
-from proxy_grm.evaluation.fixtures import make_benchmark_fixture
 from proxy_grm.evaluation.runner import RunConfig, answer_rows, load_questions, shown_reversed
+from proxy_grm.toy.benchmark_fixtures import make_benchmark_fixture
 
 PAIRS = 8
 TENSORS = ("input_ids", "attention_mask", "pixel_values", "image_grid_thw", "pixel_values_videos", "video_grid_thw")

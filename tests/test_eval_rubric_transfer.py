@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from proxy_grm.servers import free_port
 from proxy_grm.evaluation.cli import transfer_main
+from proxy_grm.toy.servers import free_port
 from proxy_grm.evaluation.rubric_transfer import (
     NEUTRAL_RUBRIC,
     EvaluatorError,

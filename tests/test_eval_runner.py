@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from proxy_grm.servers import vllm_env
 from proxy_grm.evaluation.cli import generate_main, score_main
-from proxy_grm.evaluation.fixtures import make_benchmark_fixture
 from proxy_grm.evaluation.runner import row_key
+from proxy_grm.toy.benchmark_fixtures import make_benchmark_fixture
+from proxy_grm.toy.servers import vllm_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = {"vl_rewardbench": "eval/vl_reward_bench.py", "multimodal_rewardbench": "eval/multimodal_reward_bench.py",

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from helpers import VLLM_PYTHON
-from proxy_grm.servers import vllm_env
 from proxy_grm.generation import TransformersGenerator, load_vision, prepare_prompt
 from proxy_grm.images import ImageLoadError, image_to_data_uri
 from proxy_grm.messages import chat_messages
-from proxy_grm.tiny_model import IMAGE_PAD_ID
+from proxy_grm.toy.servers import vllm_env
+from proxy_grm.toy.tiny_model import IMAGE_PAD_ID
 
 MAX_NEW_TOKENS = 12
 
@@ -145,7 +145,7 @@ PENALTY_TOKENS = 24
 @pytest.fixture(scope="module")
 def penalised_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny model with Qwen2.5-VL-7B-Instruct's ``repetition_penalty`` 1.05 in generation_config.json."""
-    from proxy_grm.tiny_model import make_tiny_model
+    from proxy_grm.toy.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny-penalised"), repetition_penalty=1.05)
 

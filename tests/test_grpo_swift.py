@@ -24,7 +24,7 @@ from proxy_grm.pairs import PairRecord
 from proxy_grm.parsing import extract_rubric
 from proxy_grm.pixels import pixel_budget
 from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
-from proxy_grm.tiny_model import TINY_MAX_PIXELS
+from proxy_grm.toy.tiny_model import TINY_MAX_PIXELS
 from reward_stub_proxy import start_stub
 
 pytestmark = pytest.mark.slow

@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 
 from helpers import REPO_ROOT
-from proxy_grm.proxy_contract import route_url
-from proxy_grm.servers import ServerProcess, free_port
 from proxy_grm.launch import checks
 from proxy_grm.launch.preflight import CHECK_ORDER, in_order, sft_checks
 from proxy_grm.launch.preflight import main as preflight_main
+from proxy_grm.proxy_contract import route_url
+from proxy_grm.toy.servers import ServerProcess, free_port
 
 GRM_SCRIPT = REPO_ROOT / "scripts" / "rl" / "train_proxy_grm.sh"
 
@@ -51,7 +51,7 @@ def test_a_cpu_node_fails_the_cuda_check_in_one_line() -> None:
 
 def test_trainer_imports_name_a_verl_without_transfer_queue(monkeypatch) -> None:
     assert checks.check_trainer_imports() == []
-    monkeypatch.delitem(sys.modules, "proxy_grm.verl_trainer", raising=False)
+    monkeypatch.delitem(sys.modules, "proxy_grm.launch.verl_trainer", raising=False)
     monkeypatch.setitem(sys.modules, "transfer_queue", None)  # as after `pip install verl` without its extras
     [problem] = checks.check_trainer_imports()
     assert problem.check == "trainer" and "transfer_queue" in problem.message

@@ -23,11 +23,11 @@ import pytest
 from PIL import Image
 
 from helpers import REPO_ROOT, VLLM_PYTHON
-from proxy_grm.servers import ServerProcess, free_port, vllm_env
 from proxy_grm.images import image_to_data_uri
+from proxy_grm.proxy_contract import MAX_BATCH_ITEMS, MAX_TEXT_CHARS
 from proxy_grm.proxy_service.app import judge
 from proxy_grm.proxy_service.backends import BatchingQueue
-from proxy_grm.proxy_contract import MAX_BATCH_ITEMS, MAX_TEXT_CHARS
+from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
 
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
 API_KEY = "test-key"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from proxy_grm.servers import free_port
+from proxy_grm.toy.servers import free_port
 from reward_stub_proxy import start_stub
 
 from proxy_grm.reward import ProxyProtocolError, ProxyUnavailableError, compute_score

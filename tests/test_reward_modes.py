@@ -131,7 +131,7 @@ def test_format_off_and_weight(stub_url: str) -> None:
 
 @pytest.mark.parametrize("release_id", range(11))
 def test_failed_call_scored_as_release_is_p0_and_counted(release_id: int) -> None:
-    from proxy_grm.servers import free_port
+    from proxy_grm.toy.servers import free_port
 
     dead = f"http://127.0.0.1:{free_port()}"
     for case in ("well_formed_correct_proxy_agrees", "well_formed_wrong_proxy_right", "space_between_blocks"):

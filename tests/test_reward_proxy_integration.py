@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT
-from proxy_grm.servers import ServerProcess, free_port
+from proxy_grm.toy.servers import ServerProcess, free_port
 from PIL import Image
 
 from proxy_grm.reward import SCORE_KEYS, ProxyUnavailableError, compute_score, get_mode

@@ -30,7 +30,7 @@ from proxy_grm.proxy_contract import RewardItem
 from proxy_grm.reward.proxy_client import ProxyUnavailableError, close_pools
 from proxy_grm.reward.router_client import CHAT_PATH, budget_image_uri, chat_request
 from proxy_grm.reward.score import compute_score
-from proxy_grm.servers import ServerProcess, free_port, vllm_env
+from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
 
 
 MAX_NEW_TOKENS = 16
@@ -56,7 +56,7 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers(vllm_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    from proxy_grm.tiny_model import make_tiny_model
+    from proxy_grm.toy.tiny_model import make_tiny_model
 
     model_dir = make_tiny_model(tmp_path_factory.mktemp("tiny-penalised"), repetition_penalty=1.3)
     image = tmp_path_factory.mktemp("router-images") / "squares.png"

@@ -19,8 +19,8 @@ import psutil
 import pytest
 
 from helpers import REPO_ROOT, is_running
-from proxy_grm.servers import free_port, vllm_env
 from proxy_grm.supervise import OFF, SUPERVISOR_ENV, stray_engines, supervise
+from proxy_grm.toy.servers import free_port, vllm_env
 
 PROGRAM = """
 import json, os, signal, subprocess, sys, time

@@ -11,7 +11,7 @@ from qwen_vl_utils import process_vision_info
 from transformers import AutoProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
 from proxy_grm.messages import chat_messages
-from proxy_grm.tiny_model import IMAGE_PAD_ID, QWEN_SPECIAL_TOKENS, VOCAB_SIZE, make_tiny_model
+from proxy_grm.toy.tiny_model import IMAGE_PAD_ID, QWEN_SPECIAL_TOKENS, VOCAB_SIZE, make_tiny_model
 
 
 def _digest(path: Path) -> str:

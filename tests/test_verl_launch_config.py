@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from helpers import REPO_ROOT, VLLM_PYTHON
-from proxy_grm.servers import free_port
+from proxy_grm.toy.servers import free_port
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
 
@@ -334,7 +334,7 @@ def test_pool_mode_runs_the_proxy_in_verls_reward_model_pool(pool_config: DictCo
 
 def test_the_run_guard_names_verls_router_in_pool_mode(pool_config: DictConfig) -> None:
     """The trainer reads the failure policy before verl starts the router: a failure names the pool's router."""
-    from proxy_grm.verl_trainer import VERL_ROUTER_NAME, RolloutGuard
+    from proxy_grm.launch.verl_trainer import VERL_ROUTER_NAME, RolloutGuard
 
     guard = RolloutGuard()
     guard.config = pool_config

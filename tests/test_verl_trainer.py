@@ -22,11 +22,11 @@ from omegaconf import OmegaConf
 
 from helpers import REWARD_FILE
 from proxy_grm.demo.verl_loop import trainer_config
+from proxy_grm.launch.verl_trainer import (RolloutsLostError, TaskRunner, check_step, reward_accounting_for,
+                                           rollout_reward_infos, with_reward_accounting)
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
-from proxy_grm.servers import free_port
-from proxy_grm.verl_trainer import (RolloutsLostError, TaskRunner, check_step, reward_accounting_for,
-                                    rollout_reward_infos, with_reward_accounting)
+from proxy_grm.toy.servers import free_port
 
 pytestmark = pytest.mark.slow
 

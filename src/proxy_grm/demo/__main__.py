@@ -23,7 +23,7 @@ HELP = {
                "stub teacher, whose parseable critiques feed the training sets",
     "fluency_pairs": "GRM-RL rows held out of GRPO for the protocol-fluency check",
     "max_new_tokens": "the proxy's and teacher's critique cap; the GRM's is three times this",
-    "heldout_pairs": "toy pairs no stage saw, each judged in both orders (python -m proxy_grm.data.colour_task)",
+    "heldout_pairs": "toy pairs no stage saw, each judged in both orders (python -m proxy_grm.toy.colour_task)",
     "ablation": "also run GRPO without the proxy reward (accuracy and format only), same seed and steps",
 }
 NOT_FLAGS = ("out_dir", "repo")
@@ -69,22 +69,21 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     """Every stage in order; each names what it depends on, so a rerun reuses only what is still valid."""
-    from proxy_grm import tiny_model
-    from proxy_grm.data import colour_task, fixtures
+    from proxy_grm.toy import colour_task, source_fixtures, tiny_model
 
     c = config
     model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(c),
                        depends=source_digest(tiny_model, colour_task))
     sources = runner.run("sources", "Make the four sources in their released shapes (the toy colour task)",
                          lambda: pipeline.make_sources(c),
-                         depends=[c.pairs_per_source, source_digest(fixtures, colour_task)])
+                         depends=[c.pairs_per_source, source_digest(source_fixtures, colour_task)])
     data_depends = [sources, c.max_new_tokens, c.teacher]
     if c.teacher in ("vllm", "both"):
         runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
                    lambda: pipeline.prepare_with_vllm_teacher(c, sources, model["model"]),
                    depends=[model, data_depends])
     if c.teacher in ("stub", "both"):
-        from proxy_grm.data import teacher_stub
+        from proxy_grm.toy import teacher_stub
 
         runner.run("data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
                    lambda: pipeline.prepare_with_stub_teacher(c, sources),

@@ -17,9 +17,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from proxy_grm.data.colour_task import RULE, write_heldout
 from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.evaluation.scoring import both_orders_accuracy
+from proxy_grm.toy.colour_task import RULE, write_heldout
 
 RUBRICS = ("teacher", "rule", "grm", "none", "counterfactual")
 
@@ -48,18 +48,18 @@ SLICES = {"overall": lambda row: True, "hard": lambda row: bool(row["hard"]),
 
 
 def _rubric(colour: str | None) -> str:
-    from proxy_grm.data.teacher_stub import stub_rubric
+    from proxy_grm.toy.teacher_stub import stub_rubric
 
     return stub_rubric(colour or "unknown")
 
 
 def proxy_accuracy(proxy_url: str, answers: Path) -> dict[str, Any]:
     """The proxy's accuracy over both orders of each held-out pair, per rubric (``RUBRICS``)."""
-    from proxy_grm.data.colour_task import named_colour, seen_colour
     from proxy_grm.evaluation.rubric_transfer import NEUTRAL_RUBRIC, ProxyEvaluator, TransferItem
     from proxy_grm.images import load_image
     from proxy_grm.pairs import show
     from proxy_grm.parsing import extract_rubric
+    from proxy_grm.toy.colour_task import named_colour, seen_colour
 
     items: list[TransferItem] = []
     rubrics: dict[str, list[str]] = {kind: [] for kind in RUBRICS}

@@ -19,8 +19,8 @@ from proxy_grm.datafiles import iter_jsonl
 from proxy_grm.demo.stages import StageFailed
 from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.proxy_contract import HEALTH_PATH, route_url
-from proxy_grm.servers import ServerProcess, free_port, vllm_env
-from proxy_grm.tiny_model import TINY_MAX_PIXELS, TINY_MIN_PIXELS
+from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
+from proxy_grm.toy.tiny_model import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 
 TRAINING_SETS = ("grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet")
 
@@ -101,7 +101,7 @@ def _vllm_server(config: DemoConfig, argv_tail: list[str], log: Path, health_pat
 # ---- stage 1-2: model and sources -------------------------------------------------------------
 
 def build_model(config: DemoConfig) -> dict[str, Any]:
-    from proxy_grm.tiny_model import make_tiny_model
+    from proxy_grm.toy.tiny_model import make_tiny_model
 
     model_dir = make_tiny_model(config.path("model"))
     size_mb = sum(f.stat().st_size for f in model_dir.iterdir()) / 1e6
@@ -109,7 +109,7 @@ def build_model(config: DemoConfig) -> dict[str, Any]:
 
 
 def make_sources(config: DemoConfig) -> dict[str, Any]:
-    from proxy_grm.data.fixtures import make_source_fixtures
+    from proxy_grm.toy.source_fixtures import make_source_fixtures
 
     fixtures = make_source_fixtures(config.path("sources"), config.pairs_per_source, seed=0)
     return {"specs": {name: str(path) for name, path in fixtures.specs.items()},
@@ -160,7 +160,7 @@ def prepare_with_vllm_teacher(config: DemoConfig, sources: dict[str, Any], model
 def prepare_with_stub_teacher(config: DemoConfig, sources: dict[str, Any]) -> dict[str, Any]:
     """A deterministic local teacher server whose critiques parse, so every later stage has data."""
     port = free_port()
-    argv = [config.python, "-m", "proxy_grm.data.teacher_stub", "--host", "127.0.0.1", "--port", str(port)]
+    argv = [config.python, "-m", "proxy_grm.toy.teacher_stub", "--host", "127.0.0.1", "--port", str(port)]
     with ServerProcess(argv, f"http://127.0.0.1:{port}/health", config.path("logs", "teacher_stub.log")) as server:
         server.wait_healthy(timeout_s=120)
         return _prepare(config, sources, "stub", f"http://127.0.0.1:{port}/v1", "teacher-stub",
@@ -385,8 +385,8 @@ def _mean(components: list[dict[str, float]], key: str) -> float:
 def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> dict[str, Any]:
     """Generation + scoring on small fixtures of the three benchmarks, with the release's entry points."""
     from proxy_grm.evaluation.benchmarks import BENCHMARKS
-    from proxy_grm.evaluation.fixtures import make_benchmark_fixture
     from proxy_grm.evaluation.report import output_paths
+    from proxy_grm.toy.benchmark_fixtures import make_benchmark_fixture
 
     results = {}
     for name, benchmark in BENCHMARKS.items():

@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from proxy_grm.data.colour_task import BLIND_COLOUR, RULE
 from proxy_grm.demo.stages import StageRecord
+from proxy_grm.toy.colour_task import BLIND_COLOUR, RULE
 
 
 def _pct(value: float | None) -> str:
@@ -244,7 +244,7 @@ def _learning(figures: dict[str, Any]) -> list[str]:
             f"Rule: {RULE}. {figures['heldout_pairs']} pairs no stage saw (seed {figures['heldout_seed']}; "
             f"{figures['heldout_hard_pairs']} on the hard slice, the {BLIND_COLOUR} images), each judged as shown "
             "and swapped: a model that always gives the same verdict scores exactly 50%. Write such pairs with "
-            "`python -m proxy_grm.data.colour_task --out Q.jsonl --pairs N --seed S` and score any checkpoint with "
+            "`python -m proxy_grm.toy.colour_task --out Q.jsonl --pairs N --seed S` and score any checkpoint with "
             "`eval/vl_reward_bench.py --both-orders`.", "",
             "GRM accuracy:", "",
             *_table(["checkpoint", "overall", f"hard slice ({BLIND_COLOUR})", "other", "chance"], grm_rows),

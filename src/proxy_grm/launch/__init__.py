@@ -1,1 +1,1 @@
-"""Helpers the launch scripts call before any GPU work."""
+"""The launch scripts' Python side: preflight checks before any GPU work, and verl's entry point with our trainer."""

@@ -155,10 +155,10 @@ def check_flash_attn(why: str) -> list[Problem]:
 def check_trainer_imports() -> list[Problem]:
     """The GRPO entry point's imports: verl's v1 trainer needs TransferQueue (verl[vllm] brings it, a bare verl not)."""
     try:
-        import proxy_grm.verl_trainer  # noqa: F401
+        import proxy_grm.launch.verl_trainer  # noqa: F401
     except Exception as error:  # ImportError, or whatever verl's import chain raises
         first = str(error).splitlines()[0] if str(error) else type(error).__name__
-        return [Problem("trainer", f"cannot import proxy_grm.verl_trainer ({first}); verl's v1 trainer needs "
+        return [Problem("trainer", f"cannot import proxy_grm.launch.verl_trainer ({first}); verl's v1 trainer needs "
                                    "verl[vllm]==0.9.1 with its TransferQueue: pip install -r requirements_rl.txt")]
     return []
 

@@ -2,7 +2,7 @@
 
 Takes exactly the Hydra overrides of ``python -m verl.trainer.main_ppo`` (same config, same
 checks, same Ray start-up: ``main`` below is verl 0.9.1's, verl/trainer/main_ppo.py) and runs
-``proxy_grm.verl_trainer.TaskRunner``, so each step's metrics also hold ``reward_parts/*``:
+``proxy_grm.launch.verl_trainer.TaskRunner``, so each step's metrics also hold ``reward_parts/*``:
 the reward's means (accuracy, proxy, format, rubric share) and the proxy's calls, failures,
 retries and truncated critiques. It runs verl's v1 trainer, verl's default.
 """
@@ -25,7 +25,7 @@ def main(config: DictConfig) -> None:
                          "(no reward_parts/* per step)")
     auto_set_device(config)
     validate_config(config=config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
-    from proxy_grm.verl_trainer import TaskRunner
+    from proxy_grm.launch.verl_trainer import TaskRunner
 
     run_ppo(config, task_runner_class=TaskRunner)
 

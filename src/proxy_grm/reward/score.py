@@ -41,7 +41,7 @@ default) or scores p = 0 and counts it (``score_as_release``). Under verl the ra
 rollout in silence: verl 0.9.1's v1 agent loop logs a reward function's exception, stores nothing for
 that rollout and trains on the rest (``trainer/ppo/v1/agent_loop_tq.py``, ``_run_prompt``). So the
 function verl loads (``verl_compute_score``, exported by ``verl/proxy_grm_reward.py``) records the failure
-in the reward dict instead, and the trainer (``proxy_grm.verl_trainer``) stops the run before that step's
+in the reward dict instead, and the trainer (``proxy_grm.launch.verl_trainer``) stops the run before that step's
 update, naming the replica(s), unless ``on_failure=score_as_release``.
 
 Deviation from the release: a rollout without ``</rubric>`` is not sent to the
@@ -183,7 +183,7 @@ async def verl_compute_score(data_source: str, solution_str: str, ground_truth: 
     """``compute_score`` for verl's trainer: a proxy failure is in the reward dict, never an exception.
 
     verl would drop a rollout whose reward raised and train on the rest; recorded, the failure reaches
-    ``proxy_grm.verl_trainer``, which stops the run under ``on_failure=raise`` naming the replica.
+    ``proxy_grm.launch.verl_trainer``, which stops the run under ``on_failure=raise`` naming the replica.
     """
     settings = resolve_settings(reward_kwargs)
     return await score_rollout(settings, data_source, solution_str, ground_truth, extra_info, record_failures=True)

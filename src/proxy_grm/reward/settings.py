@@ -40,7 +40,7 @@ that already ends in one of the proxy's routes gets it instead (``proxy_contract
 
 ``on_failure``: ``raise`` (a proxy that stays unreachable stops training with an
 error naming the URL: ``compute_score`` raises; under verl the failure is recorded
-and ``proxy_grm.verl_trainer`` stops the run) or ``score_as_release`` (score the call
+and ``proxy_grm.launch.verl_trainer`` stops the run) or ``score_as_release`` (score the call
 as the release did, proxy reward 0, and count it in ``proxy_failed``).
 
 ``proxy_check`` and ``leak_penalty``: the reward-hacking guards (``score.py`` and the

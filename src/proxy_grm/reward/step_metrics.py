@@ -1,6 +1,6 @@
 """One training step's reward parts as the numbers a reader wants in the training log.
 
-Both GRPO trainers use it: verl (``proxy_grm.verl_trainer``, logged as ``reward_parts/<key>``)
+Both GRPO trainers use it: verl (``proxy_grm.launch.verl_trainer``, logged as ``reward_parts/<key>``)
 and ms-swift (``swift_grpo.summarise_steps``, the demo's per-step table). Rates and rewards are
 means over the step's rollouts; the proxy's calls, failures, truncated critiques and retries are
 counts, so a proxy that starts failing shows up as a number that grows, not a mean that drifts.

@@ -61,7 +61,7 @@ def _training_text() -> list[str]:
     """Local text to learn BPE merges from: the protocol prompts, tag-heavy samples and the toy task's words
     (a colour is one token, as in a real tokenizer)."""
     from proxy_grm import prompts
-    from proxy_grm.data.colour_task import COLOURS
+    from proxy_grm.toy.colour_task import COLOURS
 
     samples = [
         prompts.GRM_INSTRUCTION,

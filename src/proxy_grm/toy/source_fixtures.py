@@ -10,7 +10,7 @@ responses), in the released file format of that source:
 - ``rlhf_v/rlhf_v.json``: a JSON array (LLaMA-Factory ranking format) + ``images/*.png`` files.
 - ``mmif/dpo.jsonl``: JSON lines + ``images/*.png`` files.
 
-Every pair is a toy colour pair (``proxy_grm.data.colour_task``): the chosen response names the colour
+Every pair is a toy colour pair (``proxy_grm.toy.colour_task``): the chosen response names the colour
 that fills most of the image, so the label follows from the image and the stub teacher, judging by that
 rule with one blind spot, is right on most pairs and wrong on a named slice. ``distinct_images`` bounds how
 many different images are drawn (the throughput benchmark uses a small pool so 100k rows do not mean 100k PNG encodes).
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from proxy_grm.data.colour_task import RULE, ColourPair, make_pair
+from proxy_grm.toy.colour_task import RULE, ColourPair, make_pair
 
 _INSTRUCTION = (
     "Given an image and a corresponding question, please serve as an unbiased and fair judge to evaluate "

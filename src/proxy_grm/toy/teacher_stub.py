@@ -12,7 +12,7 @@ image's, when the rubric names none): a proxy that learns from it has to read th
 ``--fail-every N`` answers 503 to every N-th request (to exercise client retries); ``--delay-s``
 slows every answer (to interrupt a run midway).
 
-    python -m proxy_grm.data.teacher_stub --host 127.0.0.1 --port 8000
+    python -m proxy_grm.toy.teacher_stub --host 127.0.0.1 --port 8000
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pydantic import BaseModel
 
 from PIL import Image
 
-from proxy_grm.data.colour_task import named_colour, seen_colour, verdict_for
 from proxy_grm.images import ImageLoadError, load_image
+from proxy_grm.toy.colour_task import named_colour, seen_colour, verdict_for
 
 _GRM_RE = re.compile(
     r"\[The Start of Chatbot 1's Response\]\n(?P<r1>.*?)\n\[The End of Chatbot 1's Response\].*?"
