@@ -4,7 +4,8 @@ The pairs come from ``colour_task.write_heldout`` (image keys and a seed no stag
 Every pair is judged as shown and swapped, so a model that always answers the same scores exactly 50%.
 
 - GRM: the release's eval entry point with ``--both-orders``, scored by ``scoring.both_orders_accuracy``,
-  overall and on the hard slice (the teacher's blind spot, which SFT never saw and GRPO trains on).
+  overall and on the hard slice (the teacher's blind spot, which SFT never saw and GRPO trains on); and its
+  evidence: the share of its critiques whose rubric names the image's true colour (chance: one in five).
 - Proxy: the proxy service judges each pair with five rubrics: the stub teacher's own (its blind spot
   included), the rule's (the true colour in the teacher's template), the GRM's (from its answers file), a
   neutral one (no evidence), and a counterfactual one (the wrong response's colour). A proxy that judges by
@@ -14,6 +15,7 @@ Every pair is judged as shown and swapped, so a model that always answers the sa
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,22 @@ def grm_accuracy(python: str, questions: Path, checkpoint: str, answers: Path, l
                 "--answers-file", str(answers), "--backend", "transformers", "--max-new-tokens", str(max_new_tokens),
                 "--dtype", "float32", "--both-orders"], log, dict(os.environ), "eval/vl_reward_bench.py --both-orders")
     return {"answers": str(answers), **{slice_: both_orders_accuracy(answers, keep).accuracy
-                                        for slice_, keep in SLICES.items()}}
+                                        for slice_, keep in SLICES.items()},
+            **{f"evidence_{slice_}": rubric_evidence(answers, keep) for slice_, keep in SLICES.items()}}
 
 
-SLICES = {"overall": lambda row: True, "hard": lambda row: bool(row["hard"]),
+def rubric_evidence(answers: Path, keep: Callable[[dict], bool]) -> float | None:
+    """The share of the GRM's critiques (both orders of each kept row) whose rubric names the image's true
+    colour: what SFT can learn from the image before it learns the comparison. None when no row is kept."""
+    from proxy_grm.parsing import extract_rubric
+    from proxy_grm.toy.colour_task import named_colour
+
+    named = [named_colour(extract_rubric(critique) or "") == row["colour"]
+             for _, row in iter_jsonl(answers) if keep(row) for critique in (row["critic"], row["critic_swapped"])]
+    return sum(named) / len(named) if named else None
+
+
+SLICES: dict[str, Callable[[dict], bool]] = {"overall": lambda row: True, "hard": lambda row: bool(row["hard"]),
           "other": lambda row: not row["hard"]}
 
 

@@ -206,6 +206,8 @@ def learning_figures(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for tag in ("sft", "grpo", "grpo_no_proxy"):
         for slice_ in ("overall", "hard", "other"):
             figures[f"grm_{tag}_{slice_}"] = results.get(f"heldout_{tag}", {}).get(slice_)
+            figures[f"grm_{tag}_rubric_names_colour_{slice_}"] = results.get(f"heldout_{tag}", {}).get(
+                f"evidence_{slice_}")
     proxy = results.get("heldout_proxy", {})
     for kind in ("teacher", "rule", "grm", "none", "counterfactual"):
         figures[f"proxy_{kind}_rubric"] = proxy.get(kind)
@@ -230,7 +232,8 @@ def _learning(figures: dict[str, Any]) -> list[str]:
     if figures.get("heldout_pairs") is None:
         return []
     grm_rows = [[tag, _pct(figures[f"grm_{tag}_overall"]), _pct(figures[f"grm_{tag}_hard"]),
-                 _pct(figures[f"grm_{tag}_other"]), "50.0%"]
+                 _pct(figures[f"grm_{tag}_other"]), "50.0%", _pct(figures[f"grm_{tag}_rubric_names_colour_overall"]),
+                 _pct(figures[f"grm_{tag}_rubric_names_colour_other"]), "20.0%"]
                 for tag in ("sft", "grpo", "grpo_no_proxy") if figures[f"grm_{tag}_overall"] is not None]
     proxy_rows = [[label, _pct(figures[f"proxy_{kind}_rubric"])] for kind, label in (
         ("teacher", "the teacher's (its blind spot included)"), ("rule", "the rule's (the true colour)"),
@@ -246,8 +249,9 @@ def _learning(figures: dict[str, Any]) -> list[str]:
             "and swapped: a model that always gives the same verdict scores exactly 50%. Write such pairs with "
             "`python -m proxy_grm.toy.colour_task --out Q.jsonl --pairs N --seed S` and score any checkpoint with "
             "`eval/vl_reward_bench.py --both-orders`.", "",
-            "GRM accuracy:", "",
-            *_table(["checkpoint", "overall", f"hard slice ({BLIND_COLOUR})", "other", "chance"], grm_rows),
+            "GRM: its verdict, and its evidence (does its rubric name the image's true colour?):", "",
+            *_table(["checkpoint", "verdict: overall", f"hard slice ({BLIND_COLOUR})", "other", "chance",
+                     "rubric names the colour: overall", "other", "chance"], grm_rows),
             "Proxy (the Proxy-SFT checkpoint, through the proxy service) judging the same pairs with each rubric:",
             "", *_table(["rubric", "accuracy"], proxy_rows),
             "Targets (`results.json`):", "", *_table(["figure", "target", "value", ""], targets)]
