@@ -184,11 +184,20 @@ def shape_from_config(config: dict[str, Any], name: str = "config.json", total_p
 
 
 def load_shape(spec: str) -> ModelShape:
-    """``3b`` / ``7b`` (the table above) or a checkpoint directory (its ``config.json``; the parameter count from
-    ``model.safetensors.index.json``'s ``metadata.total_size`` when present, in the config's dtype)."""
+    """``3b`` / ``7b`` (the table above, also for a hub id such as ``Qwen/Qwen2.5-VL-7B-Instruct``) or a checkpoint
+    directory (its ``config.json``; the parameter count from ``model.safetensors.index.json``'s
+    ``metadata.total_size`` when present, in the config's dtype).
+
+    >>> load_shape("Qwen/Qwen2.5-VL-7B-Instruct") is KNOWN_SHAPES["7b"]
+    True
+    """
     if spec.lower() in KNOWN_SHAPES:
         return KNOWN_SHAPES[spec.lower()]
     folder = Path(spec)
+    if not folder.exists():  # a hub id of a base model verl would download
+        known = [shape for key, shape in KNOWN_SHAPES.items() if f"qwen2.5-vl-{key}" in spec.lower()]
+        if known:
+            return known[0]
     if not (folder / "config.json").is_file():
         raise ValueError(f"{spec}: neither {' nor '.join(KNOWN_SHAPES)} nor a directory with config.json")
     config = json.loads((folder / "config.json").read_text())
@@ -364,7 +373,8 @@ def summary(policy_spec: str, proxy_spec: str, result: Plan) -> str:
     layout = result.layout
     verdict = f"FITS, margin {result.margin_gib:.1f}" if result.fits else "DOES NOT FIT"
     return (f"| {policy_spec} | {proxy_spec} | {layout.gpu_gib:g} | {layout.rollout_utilization:g} | "
-            f"{layout.proxy_utilization:g} | {result.rollout_peak_gib:.1f} | {result.update_peak_gib:.1f} | {verdict} |")
+            f"{layout.proxy_utilization:g} | {result.rollout_peak_gib:.1f} | {result.update_peak_gib:.1f} | "
+            f"{verdict} |")
 
 
 def build_parser() -> argparse.ArgumentParser:
