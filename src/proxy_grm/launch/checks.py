@@ -394,9 +394,10 @@ def gpu_memory_gib() -> float | None:
         import torch
     except ImportError:
         return None
-    if not torch.cuda.is_available():
+    try:
+        return torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else None
+    except Exception:  # a driver that cannot start CUDA: the cuda check names it
         return None
-    return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 
 def proxy_model_from_health(url: str, api_key: str | None) -> str | None:

@@ -22,7 +22,8 @@ line below, with the verl 0.9.1 setting it follows (every key cited is in verl's
 - The reference model (``actor_rollout_ref.actor.use_kl_loss``) is a separate forward-only copy unless LoRA is on
   (then verl runs the actor with the adapter disabled: ``ref_in_actor``, ``trainer/ppo/v1/trainer_base.py``).
   verl's FSDP engine keeps a forward-only model on the CPU (``CPUOffload``); it is counted on the GPU only when
-  ``actor_rollout_ref.ref.fsdp_config.param_offload`` is False, to stay on the safe side.
+  ``actor_rollout_ref.ref.fsdp_config.param_offload`` is False (then in its ``model_dtype``, fp32), to stay on
+  the safe side.
 - With ``actor_rollout_ref.rollout.free_cache_engine`` (the launcher sets it) the rollout engine sleeps during the
   update (weights and KV cache released, ``vllm_async_server.py``); the proxy engine never sleeps.
 
@@ -302,7 +303,7 @@ def plan(policy: ModelShape, proxy: ModelShape, layout: Layout) -> Plan:
     moments = 2 * trained * FP32 / GIB
     activations = policy.activation_bytes(layout.train_tokens) / GIB
     ref_on_gpu = layout.use_kl_loss and layout.lora_rank == 0 and not layout.ref_param_offload
-    reference = n * BF16 / GIB if ref_on_gpu else 0.0
+    reference = n * FP32 / GIB if ref_on_gpu else 0.0  # ref.fsdp_config.model_dtype: fp32 by default
     rollout_engine = layout.rollout_utilization * g
     proxy_engine = layout.proxy_utilization * g
 
@@ -316,7 +317,7 @@ def plan(policy: ModelShape, proxy: ModelShape, layout: Layout) -> Plan:
         (f"gradients (fp32, {what})", gradients, "update"),
         (f"AdamW moments (2 x fp32, {what})", moments, moments_when),
         (f"activations ({layout.train_tokens} tokens, checkpointed)", activations, "update"),
-        ("reference model (bf16)" + ("" if ref_on_gpu else ": on CPU" if layout.use_kl_loss and layout.lora_rank == 0
+        ("reference model (fp32)" + ("" if ref_on_gpu else ": on CPU" if layout.use_kl_loss and layout.lora_rank == 0
                                      else ": none (LoRA: the actor without adapter)" if layout.use_kl_loss
                                      else ": none (no KL)"), reference, "update"),
         (f"rollout vLLM share ({layout.rollout_utilization:g} x GPU)", rollout_engine, "rollout"),
