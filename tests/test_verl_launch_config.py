@@ -295,6 +295,55 @@ def test_release_variable_names_are_aliases_and_ours_win() -> None:
     assert "the release's ip/api_port are ignored" in both.stderr
 
 
+@pytest.fixture
+def verl_lora_rank_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """verl's ``validate_config`` checks a LoRA rank with ``get_vllm_max_lora_rank``, whose module imports the GPU
+    vLLM it pins: run verl's own function, taken from its source (it falls back to vLLM's rank list, the same
+    ``MaxLoRARanks`` as vllm/config/lora.py), as that module."""
+    import ast
+    import types
+    from typing import Literal, get_args
+
+    import verl
+
+    path = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
+    found = [node for node in ast.parse(path.read_text()).body
+             if isinstance(node, ast.FunctionDef) and node.name == "get_vllm_max_lora_rank"]
+    module = types.ModuleType("verl.workers.rollout.vllm_rollout.utils")
+    module.__dict__.update(Literal=Literal, get_args=get_args)
+    exec(compile(ast.Module(found, type_ignores=[]), str(path), "exec"), module.__dict__)
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+
+
+def test_lora_and_offload_from_the_environment_compose_with_verls_config(verl_lora_rank_check: None) -> None:
+    """LORA_RANK / LORA_ALPHA / ACTOR_OFFLOAD land on verl 0.9.1's keys (actor_rollout_ref.model.lora_rank,
+    lora_alpha; actor.fsdp_config.param_offload, optimizer_offload) and pass verl's own validation."""
+    from verl.trainer.ppo.utils import need_reference_policy
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.workers.config import FSDPEngineConfig
+
+    env = {**REQUIRED, "PROXY_URLS": PROXIES, "N_GPUS_PER_NODE": "1", "ROLLOUT_TP": "1"}
+    default = compose(dry_run_overrides(GRM_SCRIPT, env))
+    assert (default.actor_rollout_ref.model.lora_rank, default.actor_rollout_ref.actor.fsdp_config.param_offload,
+            default.actor_rollout_ref.actor.fsdp_config.optimizer_offload) == (0, False, False)
+
+    config = compose(dry_run_overrides(GRM_SCRIPT, {**env, "LORA_RANK": "64", "LORA_ALPHA": "32",
+                                                    "ACTOR_OFFLOAD": "1"}))
+    model, fsdp = config.actor_rollout_ref.model, config.actor_rollout_ref.actor.fsdp_config
+    assert (model.lora_rank, model.lora_alpha, model.target_modules) == (64, 32, "all-linear")
+    built = omega_conf_to_dataclass(fsdp)
+    assert isinstance(built, FSDPEngineConfig) and (built.param_offload, built.optimizer_offload) == (True, True)
+    # the KL reference stays on: with LoRA verl takes it from the actor without its adapter (ref_in_actor)
+    assert need_reference_policy(config)
+    validate_like_main_ppo(config)
+
+    too_big = compose(dry_run_overrides(GRM_SCRIPT, {**env, "LORA_RANK": "1024"}))
+    with pytest.raises(ValueError, match="lora_rank must be less than or equal to 512"):
+        validate_like_main_ppo(too_big)
+    refused = run_script(GRM_SCRIPT, {"DRY_RUN": "1", **env, "ACTOR_OFFLOAD": "yes"})
+    assert refused.returncode != 0 and "ACTOR_OFFLOAD must be one of: 0 1" in refused.stderr
+
+
 # One 8-GPU node, half for the trainer and half for the proxy (verl asserts the trainer's GPUs divide batch x n).
 POOL = {**REQUIRED, "PROXY_MODE": "pool", "PROXY_MODEL_PATH": "/models/proxy_sft", "PROXY_GPUS_PER_NODE": "4",
         "N_GPUS_PER_NODE": "4"}

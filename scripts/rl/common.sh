@@ -39,6 +39,14 @@ PPO_MINI_BATCH_SIZE="${PPO_MINI_BATCH_SIZE:-128}"
 MICRO_BATCH_SIZE_PER_GPU="${MICRO_BATCH_SIZE_PER_GPU:-8}"
 grpo_defaults  # LR, KL_LOSS_COEF, ROLLOUT_N (lib.sh)
 GPU_MEMORY_UTILIZATION="${GPU_MEMORY_UTILIZATION:-0.6}"
+# LoRA on the policy (verl 0.9.1: actor_rollout_ref.model.lora_rank / lora_alpha, model/hf_model.yaml; 0 = full
+# fine-tuning, the release's); verl then also runs the reference as the actor without its adapter.
+LORA_RANK="${LORA_RANK:-0}"
+LORA_ALPHA="${LORA_ALPHA:-16}"
+# ACTOR_OFFLOAD=1: the actor's parameters and optimizer state on the CPU outside its update
+# (actor_rollout_ref.actor.fsdp_config.param_offload / optimizer_offload), so the rollout engine gets their room.
+ACTOR_OFFLOAD="${ACTOR_OFFLOAD:-0}"
+one_of ACTOR_OFFLOAD 0 1
 SAVE_FREQ="${SAVE_FREQ:-5}"
 TEST_FREQ="${TEST_FREQ:-1}"
 
@@ -88,6 +96,8 @@ grpo_overrides() {
     actor_rollout_ref.model.use_remove_padding=True
     actor_rollout_ref.model.use_fused_kernels=True
     actor_rollout_ref.model.enable_gradient_checkpointing=True
+    actor_rollout_ref.model.lora_rank="${LORA_RANK}"
+    actor_rollout_ref.model.lora_alpha="${LORA_ALPHA}"
     actor_rollout_ref.actor.optim.lr="${LR}"
     actor_rollout_ref.actor.ppo_mini_batch_size="${PPO_MINI_BATCH_SIZE}"
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"
@@ -95,8 +105,8 @@ grpo_overrides() {
     actor_rollout_ref.actor.kl_loss_coef="${KL_LOSS_COEF}"
     actor_rollout_ref.actor.kl_loss_type=low_var_kl
     actor_rollout_ref.actor.entropy_coeff=0
-    actor_rollout_ref.actor.fsdp_config.param_offload=False
-    actor_rollout_ref.actor.fsdp_config.optimizer_offload=False
+    actor_rollout_ref.actor.fsdp_config.param_offload="$([[ "${ACTOR_OFFLOAD}" == 1 ]] && echo True || echo False)"
+    actor_rollout_ref.actor.fsdp_config.optimizer_offload="$([[ "${ACTOR_OFFLOAD}" == 1 ]] && echo True || echo False)"
     actor_rollout_ref.rollout.name="${ROLLOUT_ENGINE}"
     actor_rollout_ref.rollout.n="${ROLLOUT_N}"
     actor_rollout_ref.rollout.tensor_model_parallel_size="${ROLLOUT_TP}"

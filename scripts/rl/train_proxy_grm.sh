@@ -13,7 +13,9 @@
 # REWARD_MODE (aggregation name or release id 0-10, default explicit_additive), USE_PROXY, USE_FORMAT, FORMAT_WEIGHT, REPORT_TO (none|swanlab|wandb|
 # tensorboard), NNODES, N_GPUS_PER_NODE, ROLLOUT_ENGINE, ROLLOUT_TP, TOTAL_EPOCHS, PROJECT_NAME,
 # EXPERIMENT_NAME, SAVE_DIR, MAX_PIXELS, PYTHON, the GRPO sizes in common.sh (TRAIN_BATCH_SIZE,
-# ROLLOUT_N, ...), PROXY_WAIT_S (how long the preflight waits for loading replicas),
+# ROLLOUT_N, ...), LORA_RANK (0), LORA_ALPHA (16), ACTOR_OFFLOAD (0|1), PROXY_WAIT_S (how long the
+# preflight waits for loading replicas), PROXY_MODEL_PATH + PROXY_GPU_MEMORY_UTILIZATION in service mode with
+# the proxy on this GPU (the preflight's memory plan; scripts/rl/README.md, "One GPU"),
 # PROXY_GRM_API_KEY (bearer key, read by the reward function on every node), PREFLIGHT=0 (skip the
 # checks), DRY_RUN=1 (print the command and exit). Extra arguments are Hydra overrides, passed through
 # last; to change a reward kwarg set here, drop the "+" (reward.custom_reward_function.reward_kwargs.timeout_s=300).

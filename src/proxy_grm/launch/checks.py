@@ -370,3 +370,66 @@ def split_files(value: Any) -> list[Path]:
     if isinstance(value, str):
         value = [part for part in re.split(r"[\[\],]", value) if part.strip()]
     return [Path(str(part).strip()) for part in value]
+
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
+def proxies_on_this_node(urls: list[str]) -> bool:
+    """Every proxy URL names this machine (so, with one GPU visible, the proxy shares the trainer's GPU).
+
+    >>> proxies_on_this_node(["http://127.0.0.1:8000", "http://localhost:8001/"]), proxies_on_this_node([])
+    (True, False)
+    >>> proxies_on_this_node(["http://127.0.0.1:8000", "http://10.0.0.7:8000"])
+    False
+    """
+    from urllib.parse import urlsplit
+
+    return bool(urls) and all(urlsplit(url).hostname in LOCAL_HOSTS for url in urls)
+
+
+def gpu_memory_gib() -> float | None:
+    """Total memory of CUDA device 0 in GiB, or None without a GPU."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    try:
+        return torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else None
+    except Exception:  # a driver that cannot start CUDA: the cuda check names it
+        return None
+
+
+def proxy_model_from_health(url: str, api_key: str | None) -> str | None:
+    """The checkpoint a running proxy service loaded (its ``/health`` ``model``), or None."""
+    try:
+        with _client(api_key, timeout_s=5.0) as client:
+            response = client.get(route_url(url, HEALTH_PATH))
+        return str(response.json()["model"]) if response.status_code == 200 else None
+    except Exception:  # not up yet, or not our service: the proxy check says why
+        return None
+
+
+def check_memory_plan(config: Any, proxy_model: str | None, gpu_gib: float,
+                      proxy_utilization: float | None = None) -> list[Problem]:
+    """Policy and proxy on one GPU (``proxy_grm.launch.memory_plan``): the estimated peak fits ``gpu_gib``.
+
+    ``proxy_utilization`` is the proxy's ``--gpu-memory-utilization`` (``PROXY_GPU_MEMORY_UTILIZATION``); None
+    assumes the smallest share that holds the proxy, so a plan that fails then fails with any share.
+    """
+    from proxy_grm.launch.memory_plan import layout_from_verl, load_shape, plan
+
+    if proxy_model is None:
+        return [Problem("memory", "the proxy shares this GPU but its checkpoint is unknown: set PROXY_MODEL_PATH "
+                                  "(or start the proxy first, its /health names it)")]
+    try:
+        policy, proxy = load_shape(str(config.actor_rollout_ref.model.path)), load_shape(proxy_model)
+    except ValueError as error:
+        return [Problem("memory", f"cannot plan the GPU's memory: {error}")]
+    result = plan(policy, proxy, layout_from_verl(config, gpu_gib, proxy_utilization))
+    if result.fits:
+        return []
+    shares = (f"rollout gpu_memory_utilization {result.layout.rollout_utilization:g}, proxy "
+              f"{result.layout.proxy_utilization:g}")
+    return [Problem("memory", f"{result.verdict()} ({shares}; estimate: python -m proxy_grm.launch.memory_plan "
+                              "shows the table; LORA_RANK, ACTOR_OFFLOAD or a smaller proxy may fit)")]

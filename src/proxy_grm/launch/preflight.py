@@ -51,8 +51,8 @@ def run_checks(selected: list[Check], skip: set[str]) -> int:
 # Every check, in the order a stage runs those it selects: the node itself first (GPUs, installed
 # versions, compiled extensions, the trainer's imports), then the launch's own config, then what it
 # talks to (the proxy before the images it will be asked about), then the disk and stray engines.
-CHECK_ORDER = ("cuda", "versions", "flash-attn", "trainer", "batch", "proxy", "logger", "images", "disk",
-               "engines")
+CHECK_ORDER = ("cuda", "versions", "flash-attn", "trainer", "batch", "proxy", "memory", "logger", "images",
+               "disk", "engines")
 
 
 def in_order(selected: dict[str, Callable[[], list[Problem]]]) -> list[Check]:
@@ -94,6 +94,13 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
         selected["proxy"] = lambda: checks.check_proxy_pool(reward_model)
     elif proxy_urls:
         selected["proxy"] = lambda: checks.check_proxies(proxy_urls, wait_s, api_key)
+    one_gpu = trainer.n_gpus_per_node * trainer.nnodes == 1
+    if one_gpu and not reward_model.enable and checks.proxies_on_this_node(proxy_urls):
+        if (gpu_gib := checks.gpu_memory_gib()) is not None:
+            selected["memory"] = lambda: checks.check_memory_plan(
+                config, os.environ.get("PROXY_MODEL_PATH") or checks.proxy_model_from_health(proxy_urls[0], api_key),
+                gpu_gib, float(os.environ["PROXY_GPU_MEMORY_UTILIZATION"])
+                if os.environ.get("PROXY_GPU_MEMORY_UTILIZATION") else None)
     return in_order(selected)
 
 
