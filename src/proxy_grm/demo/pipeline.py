@@ -39,6 +39,7 @@ class DemoConfig:
     sft_steps: int = 100
     sft_learning_rate: str = "5e-3"
     sft_warmup_ratio: str = "0.15"
+    sft_gradient_accumulation: int = 1
     proxy_backend: str = "vllm"
     eval_backend: str = "transformers"
     eval_pairs: int = 16
@@ -211,6 +212,7 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
         config, SFT_DEVICE="cpu", MODEL_PATH=model_dir, DATA_PATH=str(data), OUTPUT_DIR=str(out), NUM_WORKERS="0",
         DATASET_NUM_PROC="1", SAVE_STEPS=str(config.sft_steps), LOGGING_STEPS="5", SPLIT_RATIO="0",
         LEARNING_RATE=config.sft_learning_rate, WARMUP_RATIO=config.sft_warmup_ratio, MAX_LENGTH="4096",
+        GRAD_ACCUM=str(config.sft_gradient_accumulation),
     )
     # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass.
     run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false"],
