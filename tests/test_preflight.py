@@ -173,6 +173,12 @@ def test_proxy_health_with_the_api_key(proxy_with_root: str) -> None:
     assert [p.check for p in checks.check_proxies([dead], wait_s=0, api_key="secret")] == ["proxy"]
 
 
+def test_the_memory_check_reads_the_proxys_checkpoint_from_its_health(proxy_with_root: str,
+                                                                     tiny_model_dir: Path) -> None:
+    assert checks.proxy_model_from_health(proxy_with_root, api_key="secret") == str(tiny_model_dir)
+    assert checks.proxy_model_from_health(f"http://127.0.0.1:{free_port()}", api_key="secret") is None
+
+
 def test_proxy_health_answer_that_waiting_cannot_fix_is_final_at_once(proxy_with_root: str) -> None:
     started = time.monotonic()
     [problem] = checks.check_proxies([f"{proxy_with_root}/no-such-prefix"], wait_s=120, api_key="secret")

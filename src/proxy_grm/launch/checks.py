@@ -402,11 +402,13 @@ def gpu_memory_gib() -> float | None:
 
 def proxy_model_from_health(url: str, api_key: str | None) -> str | None:
     """The checkpoint a running proxy service loaded (its ``/health`` ``model``), or None."""
+    from proxy_grm.reward.proxy_client import ProxyCallError, request_json
+
     try:
         with _client(api_key, timeout_s=5.0) as client:
-            response = client.get(route_url(url, HEALTH_PATH))
-        return str(response.json()["model"]) if response.status_code == 200 else None
-    except Exception:  # not up yet, or not our service: the proxy check says why
+            health = request_json(client, route_url(url, HEALTH_PATH), max_retries=0)
+        return str(health["model"])
+    except (ProxyCallError, KeyError, TypeError):  # not up yet, or not our service: the proxy check says why
         return None
 
 
