@@ -5,7 +5,7 @@ child process, then in this process runs stage 1 (read, convert, filter, write p
 writes a synthetic teacher cache (the stub teacher's answers), and runs stage 3 (split + the four
 writers, every pair used). Prints pairs/s per stage and this process's peak RSS (target: < 1 GB).
 
-    python benchmarks/data_throughput.py --n-per-source 25000
+    python -m benchmarks.data_throughput --n-per-source 25000
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ measured within one run, so they hold on a busy machine where absolute times do 
 Without ``--model-path`` it serves the tiny random Qwen2.5-VL, whose critiques run to ``--max-tokens``
 (a teacher writes a few thousand tokens per pair: distillation is generation-bound).
 
-    .venv-vllm/bin/python benchmarks/distill_throughput.py [--pairs 64] [--max-tokens 128] \\
+    .venv-vllm/bin/python -m benchmarks.distill_throughput [--pairs 64] [--max-tokens 128] \\
         [--concurrency 16 --concurrency 64]
 """
 
@@ -35,7 +35,7 @@ from proxy_grm.pairs import iter_pairs
 from proxy_grm.supervise import supervise
 from proxy_grm.toy.servers import ServerProcess, vllm_env
 
-from common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
+from benchmarks.common import add_engine_args, benchmark_model, metric_totals, use_local_vllm
 
 SERVED_NAME = "teacher"
 GENERATED_TOKENS = "vllm:generation_tokens_total"

@@ -2,7 +2,7 @@
 
 Runs in the environment that has vLLM (it also has transformers):
 
-    .venv-vllm/bin/python benchmarks/eval_throughput.py [--model-path DIR] [--pairs 64] [--max-new-tokens 64]
+    .venv-vllm/bin/python -m benchmarks.eval_throughput [--model-path DIR] [--pairs 64] [--max-new-tokens 64]
 
 (a) the release's loop: one HF ``generate`` per pair, sequentially;
 (b) our runner (``proxy_grm.evaluation.runner.run``) with the vLLM backend, answers file included;
@@ -23,7 +23,7 @@ from PIL import Image
 
 from proxy_grm.supervise import supervise
 
-from common import benchmark_model, use_local_vllm
+from benchmarks.common import benchmark_model, use_local_vllm
 
 
 def synthetic_pairs(root: Path, count: int) -> Path:

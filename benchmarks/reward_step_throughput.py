@@ -12,8 +12,8 @@ the client's connection pool and the service's queue. This benchmark
 and prints the wall time beside the ideal ``rollouts x T / C``, the service's critique counter (every
 rollout judged exactly once), failures, retries and the backlog in units of ``timeout_s``.
 
-    .venv/bin/python benchmarks/reward_step_throughput.py                  # tiny model, 2,048 rollouts
-    python benchmarks/reward_step_throughput.py --model-path DIR --backend vllm --no-enforce-eager  # a GPU
+    .venv/bin/python -m benchmarks.reward_step_throughput                  # tiny model, 2,048 rollouts
+    python -m benchmarks.reward_step_throughput --model-path DIR --backend vllm --no-enforce-eager  # a GPU
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
 from proxy_grm.supervise import supervise
 
-from common import add_engine_args, benchmark_model, use_local_vllm
-from reward_throughput import make_rollouts, start_proxy
+from benchmarks.common import add_engine_args, benchmark_model, use_local_vllm
+from benchmarks.reward_rollouts import uniform_rollouts
+from benchmarks.reward_ways import Bench, start_service
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,10 +85,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="reward-step-") as scratch:
         scratch_dir = Path(scratch)
         model_path = benchmark_model(args.model_path, scratch_dir)
-        rows = make_rollouts(args.rollouts, scratch_dir)
+        rows = uniform_rollouts(args.rollouts, scratch_dir)
         base_url = f"http://127.0.0.1:{args.port}"
         print(f"starting the {args.backend} proxy ...", flush=True)
-        proxy = start_proxy(args, model_path, scratch_dir / "proxy.log",
+        proxy = start_service(Bench(args, model_path, scratch_dir), scratch_dir / "proxy.log",
                             ("--max-batch-size", str(args.max_batch_size)))
         try:
             score_all(base_url, rows[:4], args)  # warm-up

@@ -1,4 +1,4 @@
-"""Every benchmark script imports and parses its flags (the measurements themselves run by hand)."""
+"""Every benchmark module imports and parses its flags (the measurements themselves run by hand)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,16 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*_throughput.py"))
+from helpers import REPO_ROOT
+
+BENCHMARKS = sorted(path.stem for path in (REPO_ROOT / "benchmarks").glob("*_throughput.py"))
 
 
-@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.stem)
-def test_benchmark_starts(script: Path) -> None:
-    result = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("module", BENCHMARKS)
+def test_benchmark_starts(module: str) -> None:
+    """``python -m benchmarks.NAME --help`` from the repository root, as the README runs them."""
+    result = subprocess.run([sys.executable, "-m", f"benchmarks.{module}", "--help"], capture_output=True, text=True,
+                            timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("usage:")
 
@@ -25,19 +29,18 @@ EXPOSITION = ('vllm:prompt_tokens_total{engine="0"} 10.0\nvllm:prompt_tokens_tot
 
 @pytest.fixture
 def benchmarks_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The benchmarks import each other as scripts do (their folder first on the path)."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS[0].parent))
+    """The benchmarks are a package at the repository root, importable as ``python -m`` runs them."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT))
 
 
 def test_benchmarks_read_engine_counters_with_one_parser(benchmarks_path: None, monkeypatch) -> None:
-    import common
-    import distill_throughput
     import httpx
-    import reward_throughput
+
+    from benchmarks import common, distill_throughput, reward_ways
 
     assert common.metric_totals(EXPOSITION, ["vllm:prompt_tokens_total", "absent"]) == {
         "vllm:prompt_tokens_total": 15.0, "absent": 0.0}
-    counts = reward_throughput.EngineCounts.parse(EXPOSITION)
+    counts = reward_ways.EngineCounts.parse(EXPOSITION)
     assert (counts.prompt_tokens, counts.cache_queries, counts.cache_hits) == (15.0, 0.0, 3.0)
     monkeypatch.setattr(distill_throughput.httpx, "get", lambda url, timeout: httpx.Response(200, text=EXPOSITION))
     assert distill_throughput.generated_tokens("http://127.0.0.1:1") == 9.0
@@ -50,7 +53,7 @@ def test_distill_offline_run_stops_its_engine_through_the_generator(benchmarks_p
     import argparse
     import types
 
-    import distill_throughput
+    from benchmarks import distill_throughput
 
     from proxy_grm import generation
     from proxy_grm.data.distill import TeacherConfig
@@ -77,3 +80,20 @@ def test_distill_offline_run_stops_its_engine_through_the_generator(benchmarks_p
     with pytest.raises(RuntimeError, match="engine died"):
         distill_throughput.run_offline(args, tmp_path, TeacherConfig(base_urls=("http://x/v1",), model="t"), pairs)
     assert events == ["start ['dtype', 'enforce_eager', 'max_model_len']", "shutdown"]
+
+
+def test_reward_workloads_share_servers_and_refuse_a_pool_they_cannot_run(benchmarks_path: None) -> None:
+    """The ways on one server are adjacent (``measure`` starts it once for them); the pool path is vLLM's."""
+    from benchmarks import reward_throughput
+    from benchmarks.reward_ways import Way
+
+    ways = reward_throughput.workload_ways(reward_throughput.parse_args(["--workload", "grpo", "--with-pool"]))
+    assert [(way.path, way.prefix_caching) for way in ways] == [
+        ("service", True), ("service", False), ("pool", True), ("pool", False), ("offline", True), ("offline", False)]
+    uniform = reward_throughput.workload_ways(reward_throughput.parse_args([]))
+    assert [way.server for way in uniform] == [("service", None), ("service", None), None]
+    assert Way("service", True, "swap").critiques(8) == 16
+    for argv in (["--with-pool"], ["--workload", "grpo", "--with-pool", "--backend", "transformers"],
+                 ["--workload", "grpo", "--with-pool", "--router-python", "/nonexistent/python"]):
+        with pytest.raises(SystemExit):
+            reward_throughput.parse_args(argv)

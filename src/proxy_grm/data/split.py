@@ -26,6 +26,7 @@ import json
 import random
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,32 @@ from proxy_grm.pairs import PairRecord
 from proxy_grm.parsing import extract_eval, extract_rubric, is_well_formatted, parse_verdict
 from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, PixelBudget, pixel_budget
 
-OUTPUT_FILES = {
-    "grm_sft": "grm_sft.jsonl",
-    "proxy_sft": "proxy_sft.jsonl",
-    "proxy_rl": "proxy_rl.parquet",
-    "grm_rl": "grm_rl.parquet",
-}
+
+
+def _grm_sft(pair: PairRecord, reverse: bool, output: str, index: int) -> dict[str, Any]:
+    return grm_sft_row(pair, reverse, output)
+
+
+def _proxy_sft(pair: PairRecord, reverse: bool, output: str, index: int) -> dict[str, Any]:
+    return proxy_sft_row(pair, reverse, extract_rubric(output) or "", extract_eval(output) or "")
+
+
+def _proxy_rl(pair: PairRecord, reverse: bool, output: str, index: int) -> dict[str, Any]:
+    return verl_row(pair, reverse, index, "proxy_rl", extract_rubric(output))
+
+
+def _grm_rl(pair: PairRecord, reverse: bool, output: str, index: int) -> dict[str, Any]:
+    return verl_row(pair, reverse, index, "grm_rl", None)
+
+
+RowBuilder = Callable[[PairRecord, bool, str, int], dict[str, Any]]
+# Each training set: its file and how one of its rows is built from a pair, the order shown and the
+# teacher's critique (the proxy's sets keep the teacher's rubric; GRM-RL rows carry none: the policy writes it).
+OUTPUT_FILES = {"grm_sft": "grm_sft.jsonl", "proxy_sft": "proxy_sft.jsonl", "proxy_rl": "proxy_rl.parquet",
+                "grm_rl": "grm_rl.parquet"}
+ROW_BUILDERS: dict[str, RowBuilder] = {"grm_sft": _grm_sft, "proxy_sft": _proxy_sft, "proxy_rl": _proxy_rl,
+                                       "grm_rl": _grm_rl}
+# The order the shuffled correct pool is dealt out in (GRM-RL takes the hard pool).
 CORRECT_SETS = ("proxy_sft", "proxy_rl", "grm_sft")
 SUMMARY_FILE = "split.summary.json"
 
@@ -164,15 +185,7 @@ def split_and_write(
                 for index, (pair_id, entry_offset) in enumerate(chosen[name]):
                     entry = read_jsonl_at(cache, entry_offset)
                     pair = PairRecord.from_dict(read_jsonl_at(pairs, pair_offsets[pair_id]), f"{pairs_path}")
-                    reverse, output = bool(entry["reverse"]), entry["output"]
-                    if name == "grm_sft":
-                        row = grm_sft_row(pair, reverse, output)
-                    elif name == "proxy_sft":
-                        row = proxy_sft_row(pair, reverse, extract_rubric(output) or "", extract_eval(output) or "")
-                    else:
-                        rubric = extract_rubric(output) if name == "proxy_rl" else None
-                        row = verl_row(pair, reverse, index, name, rubric)
-                    writer.write(row)
+                    writer.write(ROW_BUILDERS[name](pair, bool(entry["reverse"]), entry["output"], index))
                     labels[str(entry["label"])] += 1
             summary.written[name] = writer.rows
             summary.labels[name] = labels
