@@ -53,6 +53,9 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert figures["heldout_pairs"] == 4 and 0 <= figures["grm_sft_overall"] <= 1
     assert set(figures["targets_met"]) >= {"grm_sft_overall", "proxy_counterfactual_rubric"}
     assert "## Does it learn? Held-out toy pairs" in report and "leaking" in report
+    # The GRPO evidence per step: the share of rollouts whose rubric names the image's true colour.
+    assert "rubric names the colour" in report and len(figures["grpo_rubric_names_colour_by_step"]) == 1
+    assert grpo["steps"][0]["rubric_names_colour"] is not None  # every rollout's image was read
 
     again = _demo(out)
     assert again.returncode == 0, again.stderr[-4000:]

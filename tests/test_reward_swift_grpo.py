@@ -61,6 +61,7 @@ def test_scores_and_parts_match_compute_score(stub_proxy: str, tmp_path: Path, m
     assert [row["step"] for row in logged] == [1, 1, 1, 2, 2, 2]
     assert all(set(SCORE_KEYS) <= set(row) for row in logged)
     assert logged[0]["completion"] == COMPLETIONS[0]
+    assert {row["image"] for row in logged} == {PAIR["image"]}  # the pair's image: the evidence a rubric should name
 
     # The proxy received each rubric-bearing rollout's rubric, with the row's pair.
     received = httpx.get(f"{stub_proxy}/received").json()

@@ -31,13 +31,13 @@ def test_grm_sft_rubrics_name_the_colour_of_held_out_images(tmp_path: Path, monk
                                  repo=REPO_ROOT)
     model = pipeline.build_model(config)
     data = pipeline.prepare_with_stub_teacher(config, pipeline.make_sources(config))
-    assert data["split"]["written"]["grm_sft"] >= 200
-    grm = pipeline.sft(config, "scripts/sft/train_grm_sft.sh", model["model"], tmp_path / "data" / "grm_sft.jsonl",
+    assert data.split.written["grm_sft"] >= 200
+    grm = pipeline.sft(config, "scripts/sft/train_grm_sft.sh", model.model, tmp_path / "data" / "grm_sft.jsonl",
                        "grm_sft")
     pairs = heldout.write_pairs(tmp_path / "heldout" / "pairs.jsonl", HELDOUT_PAIRS, seed=0)
-    accuracy = heldout.grm_accuracy(config.python, Path(pairs["questions"]), grm["checkpoint"],
+    accuracy = heldout.grm_accuracy(config.python, Path(pairs.questions), grm.checkpoint,
                                     tmp_path / "heldout" / "answers.jsonl", tmp_path / "heldout.log",
                                     config.grm_max_new_tokens)
     # SFT saw no image of the hard slice (the teacher's blind spot): the other four colours carry the figure
     # (chance: one in five colours; measured 64/64 critiques).
-    assert accuracy["evidence_other"] >= 0.75, accuracy
+    assert accuracy.evidence_other is not None and accuracy.evidence_other >= 0.75, accuracy

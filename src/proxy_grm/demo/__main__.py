@@ -11,6 +11,21 @@ from pathlib import Path
 
 from proxy_grm.demo import heldout, pipeline
 from proxy_grm.demo.report import write_report
+from proxy_grm.demo.results import (
+    Evaluation,
+    Fluency,
+    GrmHeldout,
+    GrpoRun,
+    HeldoutPairs,
+    PreparedData,
+    ProxyHeldout,
+    RewardLoop,
+    RubricTransfer,
+    SftRun,
+    Sources,
+    TinyModel,
+    TrainingSets,
+)
 from proxy_grm.demo.stages import StageFailed, StageRunner, source_digest
 from proxy_grm.proxy_contract import route_url
 from proxy_grm.supervise import supervise
@@ -73,43 +88,44 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     from proxy_grm.toy import colour_task, source_fixtures, tiny_model
 
     c = config
-    model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(c),
+    model = runner.run("model", "Build the tiny Qwen2.5-VL", lambda: pipeline.build_model(c), TinyModel,
                        depends=source_digest(tiny_model, colour_task))
     sources = runner.run("sources", "Make the four sources in their released shapes (the toy colour task)",
-                         lambda: pipeline.make_sources(c),
+                         lambda: pipeline.make_sources(c), Sources,
                          depends=[c.pairs_per_source, source_digest(source_fixtures, colour_task)])
     data_depends = [sources, c.max_new_tokens, c.teacher]
     if c.teacher in ("vllm", "both"):
         runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
-                   lambda: pipeline.prepare_with_vllm_teacher(c, sources, model["model"]),
+                   lambda: pipeline.prepare_with_vllm_teacher(c, sources, model.model), PreparedData,
                    depends=[model, data_depends])
     if c.teacher in ("stub", "both"):
         from proxy_grm.toy import teacher_stub
 
         runner.run("data_stub_teacher", "Load, filter, distil (deterministic teacher server), split",
-                   lambda: pipeline.prepare_with_stub_teacher(c, sources),
+                   lambda: pipeline.prepare_with_stub_teacher(c, sources), PreparedData,
                    depends=[data_depends, source_digest(teacher_stub)])
     data = runner.run("data", "Check the four training sets", lambda: pipeline.check_training_sets(c),
-                      depends=[r.result for r in runner.records if r.name.startswith("data_")])
-    data_dir = Path(data["dir"])
+                      TrainingSets, depends=[r.result for r in runner.records if r.name.startswith("data_")])
+    data_dir = Path(data.dir)
     sft_depends = [model, data, c.sft_steps, c.sft_learning_rate, c.sft_warmup_ratio, c.sft_gradient_accumulation]
     grm, proxy = runner.run_together([
         ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
-            c, "scripts/sft/train_grm_sft.sh", model["model"], data_dir / "grm_sft.jsonl", "grm_sft"), sft_depends),
+            c, "scripts/sft/train_grm_sft.sh", model.model, data_dir / "grm_sft.jsonl", "grm_sft"), SftRun,
+         sft_depends),
         ("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
-            c, "scripts/sft/train_proxy_sft.sh", model["model"], data_dir / "proxy_sft.jsonl", "proxy_sft"),
+            c, "scripts/sft/train_proxy_sft.sh", model.model, data_dir / "proxy_sft.jsonl", "proxy_sft"), SftRun,
          sft_depends),
     ])
     pairs = runner.run("heldout_pairs", "Write held-out toy pairs (no stage saw them)",
                        lambda: heldout.write_pairs(c.path("heldout", "pairs.jsonl"), c.heldout_pairs, c.heldout_seed),
-                       depends=[c.heldout_pairs, c.heldout_seed, source_digest(colour_task)])
+                       HeldoutPairs, depends=[c.heldout_pairs, c.heldout_seed, source_digest(colour_task)])
 
-    def grm_heldout(tag: str, checkpoint: dict) -> dict:
+    def grm_heldout(tag: str, checkpoint: SftRun | GrpoRun) -> GrmHeldout:
         return runner.run(f"heldout_{tag}", f"The GRM ({tag} checkpoint) on the held-out pairs, both orders",
-                          lambda: heldout.grm_accuracy(c.python, Path(pairs["questions"]), checkpoint["checkpoint"],
+                          lambda: heldout.grm_accuracy(c.python, Path(pairs.questions), checkpoint.checkpoint,
                                                        c.path("heldout", f"answers_{tag}.jsonl"),
                                                        c.path("logs", f"heldout_{tag}.log"), c.grm_max_new_tokens),
-                          depends=[pairs, checkpoint, c.grm_max_new_tokens])
+                          GrmHeldout, depends=[pairs, checkpoint, c.grm_max_new_tokens])
 
     sft_heldout = grm_heldout("sft", grm)
     server = None
@@ -118,44 +134,45 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
         nonlocal server
         if server is None:
             print(f"    starting the proxy service ({c.proxy_backend} backend) on the Proxy-SFT checkpoint")
-            server = pipeline.start_proxy(c, proxy["checkpoint"])
+            server = pipeline.start_proxy(c, proxy.checkpoint)
         return route_url(server.health_url, "")
 
     proxy_depends = [proxy, c.proxy_backend, c.max_new_tokens]
     try:
         runner.run("heldout_proxy", "The proxy on the held-out pairs: teacher's, rule's, GRM's, no and counterfactual "
-                                    "rubric", lambda: heldout.proxy_accuracy(proxy_url(), Path(sft_heldout["answers"])),
-                   depends=[sft_heldout, proxy_depends])
+                                    "rubric", lambda: heldout.proxy_accuracy(proxy_url(), Path(sft_heldout.answers)),
+                   ProxyHeldout, depends=[sft_heldout, proxy_depends])
         runner.run("rewards", "Score GRPO rollouts through verl's reward loop, every aggregation mode",
-                   lambda: pipeline.score_rollouts_all_modes(c, proxy_url(), grm["checkpoint"], model["model"]),
-                   depends=[grm, proxy_depends, c.rollout_groups])
+                   lambda: pipeline.score_rollouts_all_modes(c, proxy_url(), grm.checkpoint, model.model),
+                   RewardLoop, depends=[grm, proxy_depends, c.rollout_groups])
         grpo_depends = [grm, proxy_depends, c.grpo_steps, c.grpo_prompts_per_step, c.grpo_generations,
                         c.grpo_learning_rate, c.fluency_pairs]
         runs = {"grpo": True, "grpo_no_proxy": False} if c.ablation else {"grpo": True}
         grpos = {name: runner.run(name, "GRM GRPO " + ("with the proxy reward" if use_proxy else
                                                         "without the proxy reward (ablation)")
                                   + " (ms-swift on CPU, the CPU trainer of C.2)",
-                                  lambda name=name, use_proxy=use_proxy: pipeline.grpo(c, grm["checkpoint"],
+                                  lambda name=name, use_proxy=use_proxy: pipeline.grpo(c, grm.checkpoint,
                                                                                        proxy_url(), name, use_proxy),
-                                  depends=[grpo_depends, use_proxy])
+                                  GrpoRun, depends=[grpo_depends, use_proxy])
                  for name, use_proxy in runs.items()}
         for name, result in grpos.items():
             grm_heldout(name, result)
-        checkpoints = {"sft": grm, "grpo": grpos["grpo"]}
+        checkpoints: dict[str, SftRun | GrpoRun] = {"sft": grm, "grpo": grpos["grpo"]}
         evaluations = {tag: runner.run(f"eval_{tag}", f"Evaluate the GRM ({tag} checkpoint) on the benchmark fixtures",
-                                       lambda tag=tag, r=r: pipeline.evaluate(c, r["checkpoint"], tag),
+                                       lambda tag=tag, r=r: pipeline.evaluate(c, r.checkpoint, tag), Evaluation,
                                        depends=[r, c.eval_pairs, c.eval_backend, c.grm_max_new_tokens])
                        for tag, r in checkpoints.items()}
-        answers = {tag: [r["answers"] for r in result.values()] for tag, result in evaluations.items()}
+        answers = {tag: [b.answers for b in result.benchmarks.values()] for tag, result in evaluations.items()}
         for tag, r in checkpoints.items():
             runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
-                       lambda tag=tag, r=r: pipeline.fluency(c, proxy_url(), r["checkpoint"], answers[tag]),
+                       lambda tag=tag, r=r: pipeline.fluency(c, proxy_url(), r.checkpoint, answers[tag]), Fluency,
                        depends=[r, proxy_depends, evaluations[tag], c.fluency_pairs])
         runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
                    lambda: pipeline.rubric_transfer(c, proxy_url(), {
-                       f"{tag}/{benchmark}": result["answers"]
-                       for tag, evaluation in evaluations.items() for benchmark, result in evaluation.items()}),
-                   depends=[evaluations, checkpoints, proxy_depends])
+                       f"{tag}/{benchmark}": result.answers
+                       for tag, evaluation in evaluations.items()
+                       for benchmark, result in evaluation.benchmarks.items()}),
+                   RubricTransfer, depends=[evaluations, checkpoints, proxy_depends])
     finally:
         if server is not None:
             server.stop()

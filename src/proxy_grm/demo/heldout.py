@@ -6,6 +6,8 @@ Every pair is judged as shown and swapped, so a model that always answers the sa
 - GRM: the release's eval entry point with ``--both-orders``, scored by ``scoring.both_orders_accuracy``,
   overall and on the hard slice (the teacher's blind spot, which SFT never saw and GRPO trains on); and its
   evidence: the share of its critiques whose rubric names the image's true colour (chance: one in five).
+- GRPO: per step, the same evidence share over the step's rollouts (``rollout_evidence_by_step``; the true
+  colour read from each rollout's image).
 - Proxy: the proxy service judges each pair with five rubrics: the stub teacher's own (its blind spot
   included), the rule's (the true colour in the teacher's template), the GRM's (from its answers file), a
   neutral one (no evidence), and a counterfactual one (the wrong response's colour). A proxy that judges by
@@ -15,25 +17,26 @@ Every pair is judged as shown and swapped, so a model that always answers the sa
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
 
 from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.demo.results import GrmHeldout, HeldoutPairs, ProxyHeldout
 from proxy_grm.evaluation.scoring import both_orders_accuracy
 from proxy_grm.toy.colour_task import RULE, write_heldout
 
 RUBRICS = ("teacher", "rule", "grm", "none", "counterfactual")
 
 
-def write_pairs(out: Path, pairs: int, seed: int) -> dict[str, Any]:
+def write_pairs(out: Path, pairs: int, seed: int) -> HeldoutPairs:
     questions = write_heldout(out, pairs, seed)
     hard = sum(bool(row["hard"]) for _, row in iter_jsonl(questions))
-    return {"questions": str(questions), "pairs": pairs, "hard": hard, "seed": seed, "rule": RULE}
+    return HeldoutPairs(questions=str(questions), pairs=pairs, hard=hard, seed=seed, rule=RULE)
 
 
 def grm_accuracy(python: str, questions: Path, checkpoint: str, answers: Path, log: Path,
-                 max_new_tokens: int) -> dict[str, Any]:
+                 max_new_tokens: int) -> GrmHeldout:
     """Generate the GRM's verdicts on the held-out pairs in both orders and score them."""
     from proxy_grm.demo.pipeline import run_logged
 
@@ -41,20 +44,65 @@ def grm_accuracy(python: str, questions: Path, checkpoint: str, answers: Path, l
     run_logged([python, "eval/vl_reward_bench.py", "--model-path", checkpoint, "--question-file", str(questions),
                 "--answers-file", str(answers), "--backend", "transformers", "--max-new-tokens", str(max_new_tokens),
                 "--dtype", "float32", "--both-orders"], log, dict(os.environ), "eval/vl_reward_bench.py --both-orders")
-    return {"answers": str(answers), **{slice_: both_orders_accuracy(answers, keep).accuracy
-                                        for slice_, keep in SLICES.items()},
-            **{f"evidence_{slice_}": rubric_evidence(answers, keep) for slice_, keep in SLICES.items()}}
+    return GrmHeldout(answers=str(answers), **{slice_: both_orders_accuracy(answers, keep).accuracy
+                                               for slice_, keep in SLICES.items()},
+                      **{f"evidence_{slice_}": rubric_evidence(answers, keep) for slice_, keep in SLICES.items()})
+
+
+def evidence_share(critiques: Iterable[tuple[str, str]]) -> float | None:
+    """The share of ``(critique, true colour)`` whose rubric names that colour; None for no critique.
+
+    A critique without a rubric names nothing, whatever its other text says.
+
+    >>> evidence_share([("<rubric>It is red.</rubric>", "red"), ("red, no rubric", "red")])
+    0.5
+    """
+    from proxy_grm.parsing import extract_rubric
+    from proxy_grm.toy.colour_task import named_colour
+
+    named = [named_colour(extract_rubric(critique) or "") == colour for critique, colour in critiques]
+    return sum(named) / len(named) if named else None
 
 
 def rubric_evidence(answers: Path, keep: Callable[[dict], bool]) -> float | None:
     """The share of the GRM's critiques (both orders of each kept row) whose rubric names the image's true
     colour: what SFT can learn from the image before it learns the comparison. None when no row is kept."""
-    from proxy_grm.parsing import extract_rubric
-    from proxy_grm.toy.colour_task import named_colour
+    return evidence_share((critique, row["colour"]) for _, row in iter_jsonl(answers) if keep(row)
+                          for critique in (row["critic"], row["critic_swapped"]))
 
-    named = [named_colour(extract_rubric(critique) or "") == row["colour"]
-             for _, row in iter_jsonl(answers) if keep(row) for critique in (row["critic"], row["critic_swapped"])]
-    return sum(named) / len(named) if named else None
+
+def rollout_evidence_by_step(parts_file: Path) -> dict[int, float | None]:
+    """Per GRPO step, the share of its rollouts whose rubric names the image's true colour.
+
+    ``parts_file``: ms-swift's ``reward_parts.jsonl`` (``reward.swift_grpo``), one line per rollout with its
+    ``step``, ``completion`` and the pair's ``image`` path. The reward never sees the toy task, so the colour is
+    read here from the image (``colour_task.true_colour``, the rule's ground truth). A rollout without a readable
+    image is left out; a step with none is None.
+    """
+    from proxy_grm.images import ImageLoadError, load_image
+    from proxy_grm.toy.colour_task import true_colour
+
+    colours: dict[str, str | None] = {}
+
+    def colour_of(image: object) -> str | None:
+        if not isinstance(image, str) or not image:
+            return None
+        if image not in colours:
+            try:
+                colours[image] = true_colour(load_image(image))
+            except ImageLoadError:
+                colours[image] = None
+        return colours[image]
+
+    by_step: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    steps: set[int] = set()
+    for _, row in iter_jsonl(parts_file):
+        step = int(row["step"])
+        steps.add(step)
+        colour = colour_of(row.get("image"))
+        if colour is not None:
+            by_step[step].append((str(row.get("completion", "")), colour))
+    return {step: evidence_share(by_step[step]) for step in sorted(steps)}
 
 
 SLICES: dict[str, Callable[[dict], bool]] = {"overall": lambda row: True, "hard": lambda row: bool(row["hard"]),
@@ -67,7 +115,7 @@ def _rubric(colour: str | None) -> str:
     return stub_rubric(colour or "unknown")
 
 
-def proxy_accuracy(proxy_url: str, answers: Path) -> dict[str, Any]:
+def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
     """The proxy's accuracy over both orders of each held-out pair, per rubric (``RUBRICS``)."""
     from proxy_grm.evaluation.rubric_transfer import NEUTRAL_RUBRIC, ProxyEvaluator, TransferItem
     from proxy_grm.images import load_image
@@ -92,8 +140,8 @@ def proxy_accuracy(proxy_url: str, answers: Path) -> dict[str, Any]:
             rubrics["none"].append(NEUTRAL_RUBRIC)
             rubrics["counterfactual"].append(_rubric(named_colour(row["rejected"])))
     evaluator = ProxyEvaluator(proxy_url)
-    result: dict[str, Any] = {"judged": len(items), "grm_rubrics": grm_rubrics}
+    accuracy: dict[str, float] = {}
     for kind in RUBRICS:
         verdicts = evaluator.judge(items, rubrics[kind])
-        result[kind] = sum(v == item.answer for v, item in zip(verdicts, items)) / len(items)
-    return result
+        accuracy[kind] = sum(v == item.answer for v, item in zip(verdicts, items)) / len(items)
+    return ProxyHeldout(judged=len(items), grm_rubrics=grm_rubrics, **accuracy)

@@ -16,6 +16,26 @@ from pathlib import Path
 from typing import Any
 
 from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.demo.results import (
+    BenchmarkEval,
+    Evaluation,
+    Fluency,
+    FluencyExample,
+    GrpoRun,
+    GrpoStep,
+    ModeScores,
+    PairsSummary,
+    PreparedData,
+    RewardLoop,
+    RolloutSample,
+    RubricTransfer,
+    SftRun,
+    Sources,
+    SplitSummary,
+    TinyModel,
+    TrainingSets,
+    TransferSummary,
+)
 from proxy_grm.demo.stages import StageFailed
 from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.proxy_contract import HEALTH_PATH, route_url
@@ -103,20 +123,20 @@ def _vllm_server(config: DemoConfig, argv_tail: list[str], log: Path, health_pat
 
 # ---- stage 1-2: model and sources -------------------------------------------------------------
 
-def build_model(config: DemoConfig) -> dict[str, Any]:
+def build_model(config: DemoConfig) -> TinyModel:
     from proxy_grm.toy.tiny_model import make_tiny_model
 
     model_dir = make_tiny_model(config.path("model"))
     size_mb = sum(f.stat().st_size for f in model_dir.iterdir()) / 1e6
-    return {"model": str(model_dir), "size_mb": round(size_mb, 1)}
+    return TinyModel(model=str(model_dir), size_mb=round(size_mb, 1))
 
 
-def make_sources(config: DemoConfig) -> dict[str, Any]:
+def make_sources(config: DemoConfig) -> Sources:
     from proxy_grm.toy.source_fixtures import make_source_fixtures
 
     fixtures = make_source_fixtures(config.path("sources"), config.pairs_per_source, seed=0)
-    return {"specs": {name: str(path) for name, path in fixtures.specs.items()},
-            "good_rows": dict(fixtures.good_rows), "rows_to_skip": sum(fixtures.expected_skips.values())}
+    return Sources(specs={name: str(path) for name, path in fixtures.specs.items()},
+                   good_rows=dict(fixtures.good_rows), rows_to_skip=sum(fixtures.expected_skips.values()))
 
 
 # ---- stage 3: data preparation (scripts/prepare_data.sh) ------------------------------------
@@ -126,8 +146,8 @@ def feeding_teacher(config: DemoConfig) -> str:
     return "stub" if config.teacher in ("stub", "both") else "vllm"
 
 
-def _prepare(config: DemoConfig, sources: dict[str, Any], teacher: str, teacher_url: str, model: str,
-             log: Path) -> dict[str, Any]:
+def _prepare(config: DemoConfig, sources: Sources, teacher: str, teacher_url: str, model: str,
+             log: Path) -> PreparedData:
     from proxy_grm.data import prepare_pairs as source_stage
     from proxy_grm.data import split as split_stage
 
@@ -135,32 +155,32 @@ def _prepare(config: DemoConfig, sources: dict[str, Any], teacher: str, teacher_
     sets = config.path("data") if teacher == feeding_teacher(config) else out / "sets"
     env = dict(os.environ)
     env.update(
-        SOURCES=" ".join(f"{name}={spec}" for name, spec in sources["specs"].items()),
+        SOURCES=" ".join(f"{name}={spec}" for name, spec in sources.specs.items()),
         TEACHER_URLS=teacher_url, TEACHER_MODEL=model, OUT_DIR=str(out), SETS_DIR=str(sets), PYTHON=config.python,
         MAX_TOKENS=str(config.grm_max_new_tokens), CONCURRENCY="8", GRM_SFT_SIZE="1000", PROXY_SFT_SIZE="1000",
         PROXY_RL_SIZE="250", GRM_RL_SIZE="1000",
     )
     run_logged(["bash", "scripts/prepare_data.sh"], log, env, "scripts/prepare_data.sh")
-    pairs = json.loads((out / source_stage.SUMMARY_FILE).read_text())
-    split = json.loads((sets / split_stage.SUMMARY_FILE).read_text())
-    return {"pairs": pairs, "split": split, "sets": str(sets)}
+    pairs = PairsSummary.model_validate_json((out / source_stage.SUMMARY_FILE).read_text())
+    split = SplitSummary.model_validate_json((sets / split_stage.SUMMARY_FILE).read_text())
+    return PreparedData(pairs=pairs, split=split, sets=str(sets))
 
 
-def prepare_with_vllm_teacher(config: DemoConfig, sources: dict[str, Any], model_dir: str) -> dict[str, Any]:
+def prepare_with_vllm_teacher(config: DemoConfig, sources: Sources, model_dir: str) -> PreparedData:
     """The real path: a vLLM OpenAI-compatible server (here serving the tiny model) as the teacher."""
     argv = ["-m", "vllm.entrypoints.openai.api_server", "--model", model_dir, "--served-model-name", "teacher",
             "--max-model-len", "8192", "--dtype", "float32"]
     with _vllm_server(config, argv, config.path("logs", "teacher_vllm.log")) as server:
         base = server.health_url.removesuffix("/health") + "/v1"
         result = _prepare(config, sources, "vllm", base, "teacher", config.path("logs", "prepare_vllm_teacher.log"))
-    categories = result["split"]["categories"]
+    categories = result.split.categories
     unparsed = categories.get("unparseable", 0)
     total = sum(categories.values())
     print(f"    vLLM teacher (tiny random model): {unparsed}/{total} critiques unparseable -> routed to the hard pool")
     return result
 
 
-def prepare_with_stub_teacher(config: DemoConfig, sources: dict[str, Any]) -> dict[str, Any]:
+def prepare_with_stub_teacher(config: DemoConfig, sources: Sources) -> PreparedData:
     """A deterministic local teacher server whose critiques parse, so every later stage has data."""
     port = free_port()
     argv = [config.python, "-m", "proxy_grm.toy.teacher_stub", "--host", "127.0.0.1", "--port", str(port)]
@@ -170,7 +190,7 @@ def prepare_with_stub_teacher(config: DemoConfig, sources: dict[str, Any]) -> di
                         config.path("logs", "prepare_stub_teacher.log"))
 
 
-def check_training_sets(config: DemoConfig) -> dict[str, Any]:
+def check_training_sets(config: DemoConfig) -> TrainingSets:
     """The four training sets the later stages read (``<out>/data/``), one file each, none empty."""
     target = config.path("data")
     rows = {}
@@ -181,7 +201,7 @@ def check_training_sets(config: DemoConfig) -> dict[str, Any]:
     empty = [name for name, count in rows.items() if count == 0]
     if empty:
         raise StageFailed(f"data: empty training sets {empty}; raise --pairs-per-source")
-    return {"dir": str(target), "rows": rows}
+    return TrainingSets(dir=str(target), rows=rows)
 
 
 def _count_rows(path: Path) -> int:
@@ -207,7 +227,7 @@ def _latest_checkpoint(out: Path, launcher: str) -> Path:
     return checkpoints[-1]
 
 
-def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str) -> dict[str, Any]:
+def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str) -> SftRun:
     """Real `swift sft` steps on CPU through the launcher's CPU switch, with the toy settings."""
     out = config.path("checkpoints", name)
     env = _launcher_env(
@@ -222,17 +242,19 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
     checkpoint = _latest_checkpoint(out, launcher)
     state = json.loads((checkpoint / "trainer_state.json").read_text())
     losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
-    return {"checkpoint": str(checkpoint), "steps": state["global_step"],
-            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
+    return SftRun(checkpoint=str(checkpoint), steps=state["global_step"], first_loss=losses[0] if losses else None,
+                  last_loss=losses[-1] if losses else None)
 
 
 GRPO_LAUNCHER = "scripts/rl/train_proxy_grm_swift.sh"
 
 
 def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str, name: str = "grpo",
-         use_proxy: bool = True) -> dict[str, Any]:
+         use_proxy: bool = True) -> GrpoRun:
     """Real GRPO steps (ms-swift on CPU) from the GRM-SFT checkpoint, rewarded through the proxy (or, for the
-    ablation, by accuracy and format alone: ``USE_PROXY=0``, the same seed and steps)."""
+    ablation, by accuracy and format alone: ``USE_PROXY=0``, the same seed and steps). Per step, beside the
+    reward parts: the share of rollouts whose rubric names the image's true colour (``heldout``)."""
+    from proxy_grm.demo.heldout import rollout_evidence_by_step
     from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
 
     out = config.path("checkpoints", f"grm_{name}")
@@ -246,10 +268,13 @@ def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str, name: str = "g
     )
     run_logged(["bash", GRPO_LAUNCHER, "--seed", "0"], config.path("logs", f"{name}_grm.log"), env, GRPO_LAUNCHER)
     checkpoint = _latest_checkpoint(out, GRPO_LAUNCHER)
-    steps = summarise_steps(checkpoint.parent / PARTS_FILE)
+    parts_file = checkpoint.parent / PARTS_FILE
+    evidence = rollout_evidence_by_step(parts_file)
+    steps = [GrpoStep(**step, rubric_names_colour=evidence.get(int(step["step"])))
+             for step in summarise_steps(parts_file)]
     changed, total = changed_tensors(Path(grm_checkpoint), checkpoint)
-    return {"checkpoint": str(checkpoint), "steps": steps, "tensors_changed": changed, "tensors": total,
-            "parts_file": str(checkpoint.parent / PARTS_FILE)}
+    return GrpoRun(checkpoint=str(checkpoint), steps=steps, tensors_changed=changed, tensors=total,
+                   parts_file=str(parts_file))
 
 
 def _grpo_train_rows(config: DemoConfig) -> Path:
@@ -332,7 +357,7 @@ def _without_rubric(text: str) -> str:
 
 
 def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint: str,
-                             model_dir: str) -> dict[str, Any]:
+                             model_dir: str) -> RewardLoop:
     """Score one batch of GRPO groups through verl's reward loop under every aggregation mode.
 
     Each group (one RL prompt) holds the SFT'd GRM's own rollout, the same rollout with its
@@ -355,29 +380,24 @@ def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint:
                                     data_source=row["data_source"]))
             kinds.append(kind)
 
-    per_mode = {}
+    modes: dict[str, ModeScores] = {}
+    parts: dict[str, list[dict[str, float]]] = {}
     for mode in MODES:
         config_ = trainer_config(Path(model_dir), {"proxy_url": proxy_url, "mode": mode, "timeout_s": 300})
         scored = score_rollouts(config_, rollouts)
-        per_mode[mode] = {
-            "mean_score": sum(scored.scores) / len(scored.scores),
-            "scores": scored.scores,
-            "advantages": scored.advantages,
-            "components": scored.components,
-        }
-    first = per_mode[next(iter(MODES))]["components"]
-    samples = [{"kind": kind, "uid": r.uid, "label": r.label, "text": r.text[:300],
-                "verdict_correct": c["verdict_correct"], "proxy_called": c["proxy_called"],
-                "proxy_judgement": c["proxy_judgement"], "well_formatted": c["well_formatted"]}
-               for kind, r, c in zip(kinds, rollouts, first)]
-    return {"groups": len(rows), "rollouts": len(rollouts), "samples": samples,
-            "modes": {mode: {k: v for k, v in result.items() if k != "components"} | {
-                "mean_accuracy_reward": _mean(result["components"], "accuracy_reward"),
-                "mean_proxy_reward": _mean(result["components"], "proxy_reward"),
-                "mean_format_reward": _mean(result["components"], "format_reward"),
-                "proxy_calls": sum(c["proxy_called"] for c in result["components"]),
-                "proxy_failures": sum(c["proxy_failed"] for c in result["components"]),
-            } for mode, result in per_mode.items()}}
+        parts[mode] = components = scored.components
+        modes[mode] = ModeScores(
+            mean_score=sum(scored.scores) / len(scored.scores), scores=scored.scores, advantages=scored.advantages,
+            mean_accuracy_reward=_mean(components, "accuracy_reward"),
+            mean_proxy_reward=_mean(components, "proxy_reward"),
+            mean_format_reward=_mean(components, "format_reward"),
+            proxy_calls=int(sum(c["proxy_called"] for c in components)),
+            proxy_failures=int(sum(c["proxy_failed"] for c in components)))
+    samples = [RolloutSample(kind=kind, uid=r.uid, label=r.label, text=r.text[:300],
+                             verdict_correct=c["verdict_correct"], proxy_called=c["proxy_called"],
+                             proxy_judgement=c["proxy_judgement"], well_formatted=c["well_formatted"])
+               for kind, r, c in zip(kinds, rollouts, parts[next(iter(MODES))])]
+    return RewardLoop(groups=len(rows), rollouts=len(rollouts), samples=samples, modes=modes)
 
 
 def _mean(components: list[dict[str, float]], key: str) -> float:
@@ -386,13 +406,13 @@ def _mean(components: list[dict[str, float]], key: str) -> float:
 
 # ---- stage 6: evaluation, protocol fluency, rubric transfer ----------------------------------
 
-def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> dict[str, Any]:
+def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> Evaluation:
     """Generation + scoring on small fixtures of the three benchmarks, with the release's entry points."""
     from proxy_grm.evaluation.benchmarks import BENCHMARKS
     from proxy_grm.evaluation.report import output_paths
     from proxy_grm.toy.benchmark_fixtures import make_benchmark_fixture
 
-    results = {}
+    results: dict[str, BenchmarkEval] = {}
     for name, benchmark in BENCHMARKS.items():
         folder = config.path("eval", tag, name)
         questions = make_benchmark_fixture(folder / "fixture", name, config.eval_pairs)
@@ -408,12 +428,12 @@ def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> dict[str, Any
         run_logged([config.python, benchmark.score_script, "--file_path", str(answers)],
                    config.path("logs", f"score_{tag}_{name}.log"), what=benchmark.score_script)
         paths = output_paths(answers)
-        results[name] = {"answers": str(answers), "metrics": json.loads(paths["json"].read_text()),
-                         "table": str(paths["md"]), "plot": str(paths["png"])}
-    return results
+        results[name] = BenchmarkEval(answers=str(answers), metrics=json.loads(paths["json"].read_text()),
+                                      table=str(paths["md"]), plot=str(paths["png"]))
+    return Evaluation(benchmarks=results)
 
 
-def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_files: list[str]) -> dict[str, Any]:
+def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_files: list[str]) -> Fluency:
     """Do the toy checkpoints speak the protocol on held-out prompts?
 
     Held out: the last ``fluency_pairs`` GRM-RL rows, generated pairs that neither SFT nor GRPO
@@ -442,28 +462,24 @@ def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_fil
     results = ProxyEvaluator(proxy_url).results(items, [item.rubric for item in items]) if items else []
     fixture_critiques = [str(row.get("critic", "")) for answers in answers_files
                          for _, row in iter_jsonl(Path(answers))]
-    return {
-        "grm_outputs": len(critiques), "grm_well_formed": sum(map(grm_ok, critiques)),
-        "grm_with_rubric": len(items),
-        "proxy_judged": len(results),
-        "proxy_well_formed": sum(is_proxy_well_formatted(r.critique) for r in results),
-        "proxy_plus": sum(r.reward == 1 for r in results),
-        "proxy_minus": sum(r.reward == -1 for r in results),
-        "fixture_outputs": len(fixture_critiques), "fixture_well_formed": sum(map(grm_ok, fixture_critiques)),
-        "examples": [{"rubric": item.rubric[:300], "critique": r.critique[:300], "reward": r.reward}
-                     for item, r in list(zip(items, results))[:2]],
-    }
+    return Fluency(
+        grm_outputs=len(critiques), grm_well_formed=sum(map(grm_ok, critiques)), grm_with_rubric=len(items),
+        proxy_judged=len(results), proxy_well_formed=sum(is_proxy_well_formatted(r.critique) for r in results),
+        proxy_plus=sum(r.reward == 1 for r in results), proxy_minus=sum(r.reward == -1 for r in results),
+        fixture_outputs=len(fixture_critiques), fixture_well_formed=sum(map(grm_ok, fixture_critiques)),
+        examples=[FluencyExample(rubric=item.rubric[:300], critique=r.critique[:300], reward=r.reward)
+                  for item, r in list(zip(items, results))[:2]])
 
 
-def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: dict[str, str]) -> dict[str, Any]:
+def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: dict[str, str]) -> RubricTransfer:
     """Ask the proxy to judge each pair with and without the rubric found in each answers file."""
     from proxy_grm.evaluation.rubric_transfer import output_paths
 
-    results = {}
+    results: dict[str, TransferSummary] = {}
     for name, answers in answers_files.items():
         run_logged([config.python, "eval/rubric_transfer.py", "--answers-file", answers, "--evaluator", "proxy",
                     "--url", proxy_url], config.path("logs", f"transfer_{name.replace('/', '_')}.log"),
                    what="eval/rubric_transfer.py")
         summary, _ = output_paths(Path(answers))
-        results[name] = json.loads(summary.read_text())
-    return results
+        results[name] = TransferSummary.model_validate_json(summary.read_text())
+    return RubricTransfer(summaries=results)

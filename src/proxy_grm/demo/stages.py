@@ -1,10 +1,12 @@
 """Stage bookkeeping for the demo: progress lines, timings, reuse of finished stages.
 
-A stage's result (a small JSON-able dict of counts and paths) is stored in
+A stage's result (a pydantic model of counts and paths, ``demo.results``) is stored in
 ``<out>/stages/<name>.json`` when it succeeds, with what the stage depended on (its
 settings and its input stages' results). A rerun reuses the result only when those
 are the same: a rerun with other ``--sft-steps`` trains again, and so does every stage
-that reads the new checkpoint. A failure raises ``StageFailed`` naming the stage.
+that reads the new checkpoint. A stored result that no longer validates as the stage's
+model (written before a field was renamed) is stale too: the stage runs again. A
+failure raises ``StageFailed`` naming the stage.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, ValidationError
+
+Result = TypeVar("Result", bound=BaseModel)
 
 
 class StageFailed(RuntimeError):
@@ -30,7 +36,7 @@ class StageRecord:
     title: str
     seconds: float
     reused: bool
-    result: dict[str, Any]
+    result: BaseModel
 
 
 @dataclass
@@ -42,32 +48,41 @@ class StageRunner:
     def state_dir(self) -> Path:
         return self.out_dir / "stages"
 
-    def run(self, name: str, title: str, fn: Callable[[], dict[str, Any]], depends: Any = None) -> dict[str, Any]:
-        """Run ``fn`` once; later runs with the same ``depends`` (JSON-able) reuse its stored result."""
-        record = self._execute(len(self.records) + 1, name, title, fn, depends)
+    def run(self, name: str, title: str, fn: Callable[[], Result], result_type: type[Result],
+            depends: Any = None) -> Result:
+        """Run ``fn`` once; later runs with the same ``depends`` (JSON-able, results included) reuse its stored
+        result, read back as ``result_type``."""
+        record = self._execute(len(self.records) + 1, name, title, fn, result_type, depends)
         self.records.append(record)
-        return record.result
+        return cast(Result, record.result)  # _execute checked its type
 
-    def run_together(self, stages: list[tuple[str, str, Callable[[], dict[str, Any]], Any]]) -> list[dict[str, Any]]:
+    def run_together(self, stages: list[tuple[str, str, Callable[[], Result], type[Result], Any]]) -> list[Result]:
         """Run independent stages at the same time (each drives its own subprocess, one core each)."""
         first = len(self.records) + 1
         with ThreadPoolExecutor(len(stages)) as pool:
             futures = [pool.submit(self._execute, first + i, *stage) for i, stage in enumerate(stages)]
             records = [future.result() for future in futures]
         self.records += records
-        return [record.result for record in records]
+        return [cast(Result, record.result) for record in records]
 
-    def _execute(self, index: int, name: str, title: str, fn: Callable[[], dict[str, Any]],
+    def _execute(self, index: int, name: str, title: str, fn: Callable[[], BaseModel], result_type: type[BaseModel],
                  depends: Any) -> StageRecord:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = self.state_dir / f"{name}.json"
-        key = json.loads(json.dumps(depends, sort_keys=True, default=str))
+        key = json.loads(json.dumps(depends, sort_keys=True, default=_jsonable))
         if state.exists():
             stored = json.loads(state.read_text())
             if stored.get("depends") == key:
-                print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
-                return StageRecord(name, title, stored["seconds"], True, stored["result"])
-            print(f"[{index}] {title}: its settings or inputs changed since it ran, running it again", flush=True)
+                try:
+                    result = result_type.model_validate(stored["result"])
+                except ValidationError as error:
+                    print(f"[{index}] {title}: its stored result is not a {result_type.__name__} any more "
+                          f"({_first_error(error)}), running it again", flush=True)
+                else:
+                    print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
+                    return StageRecord(name, title, stored["seconds"], True, result)
+            else:
+                print(f"[{index}] {title}: its settings or inputs changed since it ran, running it again", flush=True)
         print(f"[{index}] {title} ...", flush=True)
         start = time.perf_counter()
         try:
@@ -75,10 +90,23 @@ class StageRunner:
         except Exception as error:
             cause = str(error) if isinstance(error, StageFailed) else f"{type(error).__name__}: {error}"
             raise StageFailed(f"stage '{name}' ({title}) failed: {cause}") from error
+        if not isinstance(result, result_type):
+            raise TypeError(f"stage '{name}' returned a {type(result).__name__}, not a {result_type.__name__}")
         seconds = time.perf_counter() - start
-        state.write_text(json.dumps({"seconds": seconds, "depends": key, "result": result}, indent=1))
+        state.write_text(json.dumps({"seconds": seconds, "depends": key, "result": result.model_dump(mode="json")},
+                                    indent=1))
         print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)
         return StageRecord(name, title, seconds, False, result)
+
+
+def _jsonable(value: Any) -> Any:
+    """A stage result in ``depends`` counts by its fields (as stored); anything else by its text (a path)."""
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
+
+
+def _first_error(error: ValidationError) -> str:
+    first = error.errors()[0]
+    return f"{'.'.join(map(str, first['loc'])) or 'result'}: {first['msg']}"
 
 
 def source_digest(*modules: ModuleType) -> str:

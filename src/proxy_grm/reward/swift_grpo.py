@@ -12,8 +12,9 @@ ms-swift has no reward-kwargs field, so the settings verl takes from
 
 ms-swift logs one number per reward function; verl logs every key of the reward dict. To keep
 the parts (accuracy, proxy, format, rubric share, proxy calls and failures), each call appends
-one line per rollout to ``<output_dir>/reward_parts.jsonl``; ``summarise_steps`` gives the per-step
-summary (``step_summary``: means, and counts of proxy calls and failures).
+one line per rollout to ``<output_dir>/reward_parts.jsonl`` (its step, parts, completion and the pair's
+``image``, so a reader can check a rubric against the image it judged); ``summarise_steps`` gives the
+per-step summary (``step_summary``: means, and counts of proxy calls and failures).
 """
 
 from __future__ import annotations
@@ -80,15 +81,22 @@ class SwiftProxyGRMReward:
             await close_pools()
         # The rollouts of a step are generated before the trainer counts that step.
         step = getattr(trainer_state, "global_step", None)
-        self._log(None if step is None else step + 1, completions, parts)
+        self._log(None if step is None else step + 1, completions, parts, extra_info)
         return [p["score"] for p in parts]
 
-    def _log(self, step: int | None, completions: Sequence[str], parts: list[dict[str, float]]) -> None:
+    def _log(self, step: int | None, completions: Sequence[str], parts: list[dict[str, float]],
+             extra_info: Sequence[Any]) -> None:
         if self.parts_file is None:
             return
         with append_jsonl(self.parts_file) as out:
-            out.write(*({"step": step, **part, "completion": completion}
-                        for completion, part in zip(completions, parts)))
+            out.write(*({"step": step, **part, "completion": completion, "image": _image_path(info)}
+                        for completion, part, info in zip(completions, parts, extra_info)))
+
+
+def _image_path(extra_info: Any) -> str | None:
+    """The image path a row names (the RL parquet's ``extra_info.image``); anything else is not logged."""
+    image = extra_info.get("image") if isinstance(extra_info, Mapping) else None
+    return image if isinstance(image, str) else None
 
 
 def summarise_steps(parts_file: Path) -> list[dict[str, float]]:
