@@ -1,23 +1,75 @@
 #!/usr/bin/env bash
-# One GRPO step end to end on a GPU node: the tiny model after a short SFT that teaches it to write
-# rubrics, the vLLM rollout, our reward function and a local proxy service (vLLM backend), with
-# production's settings (flash-attn actor, fused kernels, remove-padding, the preflight). It fails unless
-# the step's console metrics show the proxy was called (reward_parts/proxy_called > 0) and every rollout
-# came back (reward_parts/rollouts = batch x n). Needs a CUDA GPU, the RL environment
-# (requirements_rl.txt) and ms-swift for the SFT (requirements_sft.txt; SWIFT names its `swift`).
-#   bash scripts/gpu_smoke.sh            # writes outputs/gpu_smoke/
-# Environment: OUT_DIR [outputs/gpu_smoke], PYTHON [python3], SWIFT [swift], PROXY_PORT [18000],
-# CUDA_VISIBLE_DEVICES [0]. Extra arguments are Hydra overrides for the GRPO step.
+# One GRPO step end to end on GPU nodes: the tiny model after a short SFT that teaches it to write
+# rubrics, the vLLM rollout, our reward function and the proxy on the tiny model, with production's settings
+# (flash-attn actor, fused kernels, remove-padding, the preflight). It fails unless the step's console
+# metrics show the proxy was called (reward_parts/proxy_called > 0) and every rollout came back
+# (reward_parts/rollouts = batch x n). Needs CUDA GPUs, the RL environment (requirements_rl.txt) and ms-swift
+# for the SFT (requirements_sft.txt; SWIFT names its `swift`). Not yet run on a GPU.
+#   bash scripts/gpu_smoke.sh                  # PROXY_MODE=service: a local proxy service (vLLM backend), 1 GPU
+#   PROXY_MODE=pool bash scripts/gpu_smoke.sh  # verl's own reward-model pool: 2 GPUs, 1 actor + 1 pool
+# PROXY_MODE=pool starts no proxy service: verl's trainer starts vLLM servers on the tiny model in a standalone
+# pool of one GPU (scripts/rl/README.md, "Where the proxy runs"; colocated is refused there).
+# Environment: PROXY_MODE [service], OUT_DIR [outputs/gpu_smoke], PYTHON [python3], SWIFT [swift],
+# PROXY_PORT [18000], CUDA_VISIBLE_DEVICES [0; pool: 0,1], DRY_RUN=1 (print the GRPO step's command, with the
+# SFT checkpoint it would start from named checkpoint-LAST, and exit before any work; the GPU count is not
+# checked). Extra arguments are Hydra overrides for the GRPO step.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
+PROXY_MODE="${PROXY_MODE:-service}"
+one_of PROXY_MODE service pool
 OUT_DIR="${OUT_DIR:-outputs/gpu_smoke}"
+[[ "$OUT_DIR" == /* ]] || OUT_DIR="$REPO_ROOT/$OUT_DIR"
 PROXY_PORT="${PROXY_PORT:-18000}"
 TEACHER_PORT="${TEACHER_PORT:-18001}"
-export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
+batch=4 rollout_n=2
+if [[ "$PROXY_MODE" == pool ]]; then
+  # A GPU for the trainer and one for the pool: the launcher refuses a colocated pool (verl 0.9.1 would
+  # score there without the rows' fields).
+  export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0,1}"
+  gpus_needed=2 gpu_roles="1 actor + 1 reward-model pool"
+  # The tiny model is the proxy, as the service mode's; 8192 tokens as the service's --max-model-len.
+  proxy_env=(PROXY_MODE=pool PROXY_MODEL_PATH="$OUT_DIR/model" PROXY_GPUS_PER_NODE=1 PROXY_TP=1)
+  proxy_overrides=(reward.reward_model.rollout.max_model_len=8192)
+else
+  export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
+  gpus_needed=1 gpu_roles="actor and proxy service"
+  proxy_env=(PROXY_MODE=service PROXY_URLS="http://127.0.0.1:$PROXY_PORT" PROXY_WAIT_S=600)
+  proxy_overrides=()
+fi
+
+# grpo_step POLICY OVERRIDE...: one GRPO step of scripts/rl/train_proxy_grm.sh from POLICY (the short SFT's
+# checkpoint), its output on stdout.
+grpo_step() {
+  local policy="$1"
+  shift
+  env "${proxy_env[@]}" MODEL_PATH="$policy" TRAIN_FILES="$OUT_DIR/data/sets/grm_rl.parquet" \
+    VAL_FILES="$OUT_DIR/data/sets/grm_rl.parquet" N_GPUS_PER_NODE=1 ROLLOUT_TP=1 \
+    REPORT_TO=none SAVE_DIR="$OUT_DIR/checkpoints" PYTHON="$PYTHON" \
+    bash scripts/rl/train_proxy_grm.sh \
+    data.train_batch_size="$batch" data.max_prompt_length=4096 data.max_response_length=256 \
+    actor_rollout_ref.actor.ppo_mini_batch_size=4 actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2 \
+    actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2 \
+    actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2 \
+    actor_rollout_ref.rollout.n="$rollout_n" actor_rollout_ref.rollout.gpu_memory_utilization=0.3 \
+    trainer.total_training_steps=1 trainer.save_freq=-1 trainer.test_freq=-1 trainer.val_before_train=False \
+    "${proxy_overrides[@]}" "$@"
+}
+
+if is_dry_run; then
+  grpo_step "$OUT_DIR/sft/checkpoint-LAST" "$@"
+  exit 0
+fi
+# Before the data and the SFT: a missing GPU would otherwise surface minutes later, inside Ray.
+gpus_visible="$("$PYTHON" -c 'import torch; print(torch.cuda.device_count())')" \
+  || { echo "gpu_smoke: $PYTHON cannot count GPUs with torch (the RL environment: requirements_rl.txt)" >&2; exit 1; }
+if (( gpus_visible < gpus_needed )); then
+  echo "gpu_smoke: PROXY_MODE=$PROXY_MODE needs $gpus_needed visible GPU(s) ($gpu_roles);" \
+    "torch sees $gpus_visible (CUDA_VISIBLE_DEVICES=$CUDA_VISIBLE_DEVICES)" >&2
+  exit 1
+fi
 mkdir -p "$OUT_DIR"
-OUT_DIR="$(cd "$OUT_DIR" && pwd)"
 
 pids=()
 cleanup() {
@@ -36,7 +88,6 @@ for spec in "$OUT_DIR"/sources/*; do sources+="$(basename "$spec")=$spec "; done
 SOURCES="$sources" TEACHER_URLS="http://127.0.0.1:$TEACHER_PORT/v1" TEACHER_MODEL=teacher-stub \
   OUT_DIR="$OUT_DIR/data" PYTHON="$PYTHON" MAX_TOKENS=512 \
   bash scripts/prepare_data.sh
-rl_file="$OUT_DIR/data/sets/grm_rl.parquet"
 
 echo "== short SFT: the random tiny model learns to write <rubric>...</rubric> (else no rollout calls the proxy)"
 MODEL_PATH="$OUT_DIR/model" DATA_PATH="$OUT_DIR/data/sets/grm_sft.jsonl" OUTPUT_DIR="$OUT_DIR/sft" \
@@ -46,24 +97,15 @@ MODEL_PATH="$OUT_DIR/model" DATA_PATH="$OUT_DIR/data/sets/grm_sft.jsonl" OUTPUT_
 policy="$(find "$OUT_DIR/sft" -maxdepth 2 -type d -name 'checkpoint-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)"
 [[ -n "$policy" ]] || { echo "gpu_smoke: the SFT wrote no checkpoint under $OUT_DIR/sft" >&2; exit 1; }
 
-echo "== proxy service (vLLM backend) on the tiny model"
-"$PYTHON" proxy/proxy.py --model-path "$OUT_DIR/model" --backend vllm --host 127.0.0.1 --port "$PROXY_PORT" \
-  --gpu-memory-utilization 0.15 --max-model-len 8192 > "$OUT_DIR/proxy.log" 2>&1 &
-pids+=("$!")
+if [[ "$PROXY_MODE" == service ]]; then
+  echo "== proxy service (vLLM backend) on the tiny model"
+  "$PYTHON" proxy/proxy.py --model-path "$OUT_DIR/model" --backend vllm --host 127.0.0.1 --port "$PROXY_PORT" \
+    --gpu-memory-utilization 0.15 --max-model-len 8192 > "$OUT_DIR/proxy.log" 2>&1 &
+  pids+=("$!")
+fi
 
-echo "== one GRPO step from $policy"
-batch=4 rollout_n=2
-MODEL_PATH="$policy" TRAIN_FILES="$rl_file" VAL_FILES="$rl_file" \
-  PROXY_URLS="http://127.0.0.1:$PROXY_PORT" PROXY_WAIT_S=600 N_GPUS_PER_NODE=1 ROLLOUT_TP=1 \
-  REPORT_TO=none SAVE_DIR="$OUT_DIR/checkpoints" PYTHON="$PYTHON" \
-  bash scripts/rl/train_proxy_grm.sh \
-  data.train_batch_size="$batch" data.max_prompt_length=4096 data.max_response_length=256 \
-  actor_rollout_ref.actor.ppo_mini_batch_size=4 actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2 \
-  actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu=2 \
-  actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu=2 \
-  actor_rollout_ref.rollout.n="$rollout_n" actor_rollout_ref.rollout.gpu_memory_utilization=0.3 \
-  trainer.total_training_steps=1 trainer.save_freq=-1 trainer.test_freq=-1 trainer.val_before_train=False \
-  "$@" | tee "$OUT_DIR/grpo.log"
+echo "== one GRPO step from $policy (PROXY_MODE=$PROXY_MODE)"
+grpo_step "$policy" "$@" | tee "$OUT_DIR/grpo.log"
 # verl's console logger prints each step's metrics as "step:1 - key:value - ..." (verl/utils/logger/
 # aggregate_logger.py, concat_dict_to_str): the proxy must have judged rollouts, and none may be missing.
 metric() {
@@ -82,4 +124,4 @@ if ! awk -v r="$rollouts" -v want="$((batch * rollout_n))" 'BEGIN { exit !(r == 
   echo "gpu_smoke: reward_parts/rollouts is $rollouts, the step asked for $((batch * rollout_n))" >&2
   exit 1
 fi
-echo "== GPU smoke passed: one GRPO step, $called of $rollouts rollouts judged by the proxy"
+echo "== GPU smoke passed (PROXY_MODE=$PROXY_MODE): one GRPO step, $called of $rollouts rollouts judged by the proxy"

