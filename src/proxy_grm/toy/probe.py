@@ -1,0 +1,162 @@
+"""What the tiny GRM learns of the toy colour task, step by step: a plain transformers loop with probes.
+
+The demo's SFT runs ms-swift for a few hundred steps; this loop trains the same tiny Qwen2.5-VL on the same
+targets (the stub teacher's GRM critiques, ``teacher_stub.grm_answer``, on fresh toy pairs of every colour but
+the teacher's blind spot, in random order) with the loss on the critique only, and every ``--eval-every``
+steps reads, by teacher forcing on held-out pairs in both orders, the share of the critique's decisive tokens
+it predicts: the rubric's colour (the evidence from the image), the colours of Response 1 and Response 2 as the
+eval restates them (copied from the prompt), and the verdict digit in the eval and in ``<answer>``.
+``--instruction short`` replaces the release's GRM instruction (~400 tokens) with one line, the pair template
+unchanged, to see what the instruction's length costs.
+
+    python -m proxy_grm.toy.probe --out outputs/probe --steps 1200 [--instruction short]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from proxy_grm import prompts
+from proxy_grm.messages import chat_messages
+from proxy_grm.toy.colour_task import BLIND_COLOUR, COLOURS, make_pair
+from proxy_grm.toy.teacher_stub import grm_answer
+
+SHORT_INSTRUCTION = "Judge which response answers the question about the image better."
+# The decisive tokens of a critique: the text that ends just before each one.
+PROBES = {"rubric_colour": "the image is mostly", "response_1_colour": "Response 1 says",
+          "response_2_colour": "Response 2 says", "eval_verdict": ". Response", "answer": "<answer>"}
+
+
+@dataclass(frozen=True)
+class Example:
+    inputs: dict[str, Any]  # the processor's tensors: prompt and critique
+    prompt_tokens: int
+    probes: dict[str, int]  # probe name -> position of its token
+
+
+def user_text(question: str, response_1: str, response_2: str, instruction: str) -> str:
+    if instruction == "release":
+        return prompts.grm_prompt(question, response_1, response_2)
+    pair = prompts.GRM_PAIR_TEMPLATE.format(question=question, response_1=response_1, response_2=response_2)
+    return f"{SHORT_INSTRUCTION}\n{pair}"
+
+
+def make_example(processor: Any, key: int, rng: random.Random, swap: bool, instruction: str) -> Example:
+    """One toy pair, shown in order or swapped, with the stub teacher's critique as the target."""
+    pair = make_pair(rng, key)
+    image = Image.open(io.BytesIO(pair.png)).convert("RGB")
+    first, second = (pair.rejected, pair.chosen) if swap else (pair.chosen, pair.rejected)
+    critique = grm_answer(first, second, image)
+    chat = processor.apply_chat_template(chat_messages(user_text(pair.question, first, second, instruction), image),
+                                         add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[chat + critique + "<|im_end|>"], images=[image], return_tensors="pt")
+    prompt_tokens = len(processor(text=[chat], images=[image], return_tensors="pt")["input_ids"][0])
+    tokenizer = processor.tokenizer
+    critique_ids = inputs["input_ids"][0, prompt_tokens:].tolist()
+    probes = {}
+    for name, before in PROBES.items():
+        end = critique.rindex(before) + len(before) if name == "eval_verdict" else critique.index(before) + len(before)
+        probes[name] = prompt_tokens + next(i for i in range(len(critique_ids) + 1)
+                                            if len(tokenizer.decode(critique_ids[:i])) >= end)
+    return Example(inputs, prompt_tokens, probes)
+
+
+def critique_loss(model: Any, example: Example) -> Any:
+    """Cross-entropy on the critique's tokens only (the LM head runs on those positions alone)."""
+    import torch
+
+    hidden = model.model(**example.inputs).last_hidden_state[0]
+    targets = example.inputs["input_ids"][0, example.prompt_tokens:]
+    logits = model.lm_head(hidden[example.prompt_tokens - 1:-1])
+    return torch.nn.functional.cross_entropy(logits, targets)
+
+
+def probe(model: Any, examples: list[Example]) -> dict[str, float]:
+    """Share of held-out examples whose decisive tokens the model predicts (teacher forcing, greedy)."""
+    import torch
+
+    hits = dict.fromkeys(PROBES, 0)
+    model.eval()
+    with torch.no_grad():
+        for example in examples:
+            hidden = model.model(**example.inputs).last_hidden_state[0]
+            for name, position in example.probes.items():
+                predicted = model.lm_head(hidden[position - 1]).argmax()
+                hits[name] += int(predicted == example.inputs["input_ids"][0, position])
+    model.train()
+    return {name: round(count / len(examples), 3) for name, count in hits.items()}
+
+
+def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_every: int, heldout: int,
+        seed: int = 0) -> list[dict[str, float]]:
+    """Train and probe; the log (one JSON line per probe) goes to ``out/probe.jsonl`` and is returned."""
+    import torch
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    from proxy_grm.toy.tiny_model import make_tiny_model
+
+    torch.manual_seed(seed)
+    model_dir = out / "tiny-model"
+    if not (model_dir / "config.json").exists():
+        make_tiny_model(model_dir, seed=seed)
+    processor = AutoProcessor.from_pretrained(model_dir)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).train()
+    colours = list(COLOURS)
+    train_keys = [key for key in range(4000) if colours[key % len(colours)] != BLIND_COLOUR]
+    heldout_rng = random.Random(f"probe-heldout-{seed}")
+    heldout_keys = [key for key in range(9_000_000, 9_000_000 + 2 * heldout)
+                    if colours[key % len(colours)] != BLIND_COLOUR][:heldout]
+    held = [make_example(processor, key, heldout_rng, swap, instruction) for key in heldout_keys for swap in (0, 1)]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    rng, log, losses = random.Random(seed), [], []
+    with (out / "probe.jsonl").open("w") as handle:
+        for step in range(1, steps + 1):
+            for group in optimizer.param_groups:
+                group["lr"] = lr * min(1.0, step / 50)  # 50 warm-up steps
+            optimizer.zero_grad()
+            for _ in range(batch):
+                example = make_example(processor, rng.choice(train_keys), rng, rng.random() < 0.5, instruction)
+                loss = critique_loss(model, example) / batch
+                loss.backward()
+                losses.append(loss.item() * batch)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            if step % eval_every == 0 or step == steps:
+                recent = losses[-eval_every * batch:]
+                line = {"step": step, "loss": round(sum(recent) / len(recent), 4), **probe(model, held)}
+                handle.write(json.dumps(line) + "\n")
+                handle.flush()
+                print(json.dumps(line), flush=True)
+                log.append(line)
+    return log
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the tiny model and probe.jsonl")
+    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--instruction", choices=("release", "short"), default="release")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch", type=int, default=4, help="fresh toy pairs per optimizer step")
+    parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument("--heldout", type=int, default=32, help="held-out pairs, each probed in both orders")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    run(args.out, args.steps, args.instruction, args.lr, args.batch, args.eval_every, args.heldout)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The learning probe reads the critique's decisive tokens and logs them per step."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from proxy_grm.toy import probe
+from proxy_grm.toy.colour_task import COLOURS
+
+
+@pytest.fixture(scope="module")
+def processor(tmp_path_factory: pytest.TempPathFactory):
+    from transformers import AutoProcessor
+
+    from proxy_grm.toy.tiny_model import make_tiny_model
+
+    return AutoProcessor.from_pretrained(make_tiny_model(tmp_path_factory.mktemp("probe-model")))
+
+
+@pytest.mark.parametrize("instruction", ["release", "short"])
+def test_probes_point_at_the_decisive_tokens(processor, instruction: str) -> None:
+    example = probe.make_example(processor, key=7, rng=random.Random(0), swap=True, instruction=instruction)
+    tokens = {name: processor.tokenizer.decode([int(example.inputs["input_ids"][0, position])]).strip()
+              for name, position in example.probes.items()}
+    assert tokens["rubric_colour"] == list(COLOURS)[7 % len(COLOURS)]
+    assert {tokens["response_1_colour"], tokens["response_2_colour"]} <= set(COLOURS)
+    assert tokens["response_1_colour"] != tokens["response_2_colour"]
+    assert tokens["eval_verdict"] == tokens["answer"] in {"1", "2"}
+    prompt = processor.tokenizer.decode(example.inputs["input_ids"][0, :example.prompt_tokens])
+    assert (probe.SHORT_INSTRUCTION in prompt) == (instruction == "short")
+
+
+def test_run_logs_every_probe_per_step(tmp_path: Path) -> None:
+    log = probe.run(tmp_path, steps=2, instruction="short", lr=1e-3, batch=1, eval_every=1, heldout=2)
+    assert [line["step"] for line in log] == [1, 2]
+    assert all(set(probe.PROBES) <= set(line) and 0.0 <= line["answer"] <= 1.0 for line in log)
+    assert [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()] == log
