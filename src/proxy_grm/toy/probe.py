@@ -25,6 +25,7 @@ from typing import Any
 from PIL import Image
 
 from proxy_grm import prompts
+from proxy_grm.generation import prepare_prompt
 from proxy_grm.messages import chat_messages
 from proxy_grm.toy.colour_task import BLIND_COLOUR, COLOURS, make_pair
 from proxy_grm.toy.teacher_stub import grm_answer
@@ -55,10 +56,10 @@ def make_example(processor: Any, key: int, rng: random.Random, swap: bool, instr
     image = Image.open(io.BytesIO(pair.png)).convert("RGB")
     first, second = (pair.rejected, pair.chosen) if swap else (pair.chosen, pair.rejected)
     critique = grm_answer(first, second, image)
-    chat = processor.apply_chat_template(chat_messages(user_text(pair.question, first, second, instruction), image),
-                                         add_generation_prompt=True, tokenize=False)
-    inputs = processor(text=[chat + critique + "<|im_end|>"], images=[image], return_tensors="pt")
-    prompt_tokens = len(processor(text=[chat], images=[image], return_tensors="pt")["input_ids"][0])
+    # The prompt as every stage builds it: chat template, image in the shared pixel budget.
+    prompt = prepare_prompt(processor, chat_messages(user_text(pair.question, first, second, instruction), image))
+    inputs = processor(text=[prompt.text + critique + "<|im_end|>"], images=prompt.images, return_tensors="pt")
+    prompt_tokens = len(processor(text=[prompt.text], images=prompt.images, return_tensors="pt")["input_ids"][0])
     tokenizer = processor.tokenizer
     critique_ids = inputs["input_ids"][0, prompt_tokens:].tolist()
     probes = {}

@@ -19,6 +19,15 @@ from pathlib import Path
 import httpx
 
 
+# verl 0.9.1's reward-model router, as verl's launch_router_process runs it (minus Ray's node-address lookup):
+# ``python -c VERL_ROUTER PORT WORKER_URL`` in an environment with verl.
+VERL_ROUTER = """
+import sys
+from verl.experimental.reward_loop.router.naive_router import run_router
+run_router("127.0.0.1", int(sys.argv[1]), [sys.argv[2]])
+"""
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
