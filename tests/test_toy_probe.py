@@ -29,7 +29,9 @@ def test_probes_point_at_the_decisive_tokens(processor, instruction: str) -> Non
     assert tokens["rubric_colour"] == list(COLOURS)[7 % len(COLOURS)]
     assert {tokens["response_1_colour"], tokens["response_2_colour"]} <= set(COLOURS)
     assert tokens["response_1_colour"] != tokens["response_2_colour"]
-    assert tokens["eval_verdict"] == tokens["answer"] in {"1", "2"}
+    assert tokens["eval_verdict"] == tokens["answer"] == str(example.verdict)
+    matches = [tokens["response_1_match"], tokens["response_2_match"]]
+    assert sorted(word for word in ("right", "wrong") for token in matches if word.startswith(token)) == ["right", "wrong"]
     prompt = processor.tokenizer.decode(example.inputs["input_ids"][0, :example.prompt_tokens])
     assert (probe.SHORT_INSTRUCTION in prompt) == (instruction == "short")
 
@@ -37,5 +39,23 @@ def test_probes_point_at_the_decisive_tokens(processor, instruction: str) -> Non
 def test_run_logs_every_probe_per_step(tmp_path: Path) -> None:
     log = probe.run(tmp_path, steps=2, instruction="short", lr=1e-3, batch=1, eval_every=1, heldout=2)
     assert [line["step"] for line in log] == [1, 2]
-    assert all(set(probe.PROBES) <= set(line) and 0.0 <= line["answer"] <= 1.0 for line in log)
+    assert all({*probe.PROBES, "generated_verdict"} <= set(line) and 0.0 <= line["generated_verdict"] <= 1.0
+               for line in log)
     assert [json.loads(line) for line in (tmp_path / "probe.jsonl").read_text().splitlines()] == log
+
+
+def test_proxy_examples_judge_by_the_rubric_in_the_prompt(processor) -> None:
+    shown = {kind: probe.make_example(processor, key=7, rng=random.Random(0), swap=False, instruction="release",
+                                      rubric=kind) for kind in probe.PROXY_RUBRICS}
+    text = {kind: processor.tokenizer.decode(example.inputs["input_ids"][0, example.prompt_tokens:])
+            for kind, example in shown.items()}
+    # Response 1 is the chosen one: the teacher's rubric leads the critique to it, the counterfactual away.
+    assert "<answer>1</answer>" in text["teacher"] and "<answer>2</answer>" in text["counterfactual"]
+    assert all(example.verdict == 1 and "rubric_colour" not in example.probes for example in shown.values())
+    assert "the rubric" in text["teacher"] and "the image" in text["none"] and "the rubric" not in text["none"]
+
+
+def test_proxy_run_reads_every_rubric(tmp_path: Path) -> None:
+    log = probe.run(tmp_path, steps=1, instruction="release", lr=1e-3, batch=1, eval_every=1, heldout=1,
+                    target="proxy")
+    assert {f"generated_verdict_{kind}" for kind in probe.PROXY_RUBRICS} <= set(log[0])

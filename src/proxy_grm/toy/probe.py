@@ -1,15 +1,19 @@
-"""What the tiny GRM learns of the toy colour task, step by step: a plain transformers loop with probes.
+"""What the tiny GRM (or proxy) learns of the toy colour task, step by step: a transformers loop with probes.
 
 The demo's SFT runs ms-swift for a few hundred steps; this loop trains the same tiny Qwen2.5-VL on the same
 targets (the stub teacher's GRM critiques, ``teacher_stub.grm_answer``, on fresh toy pairs of every colour but
 the teacher's blind spot, in random order) with the loss on the critique only, and every ``--eval-every``
 steps reads, by teacher forcing on held-out pairs in both orders, the share of the critique's decisive tokens
 it predicts: the rubric's colour (the evidence from the image), the colours of Response 1 and Response 2 as the
-eval restates them (copied from the prompt), and the verdict digit in the eval and in ``<answer>``.
-``--instruction short`` replaces the release's GRM instruction (~400 tokens) with one line, the pair template
-unchanged, to see what the instruction's length costs.
+eval restates them (copied from the prompt), whether each matches the image's (right/wrong), and the verdict
+digit in the eval and in ``<answer>``; and, writing the whole critique itself (greedy), the share of right
+verdicts (``generated_verdict``: the figure the held-out eval reports; the teacher-forced digits follow
+from the match words before them).
+``--target proxy`` trains the proxy on the teacher's rubrics instead and reads its verdicts with the teacher's,
+no and a counterfactual rubric (``PROXY_RUBRICS``). ``--instruction short`` replaces the release's GRM
+instruction (~400 tokens) with one line, the pair template unchanged, to see what the instruction's length costs.
 
-    python -m proxy_grm.toy.probe --out outputs/probe --steps 1200 [--instruction short]
+    python -m proxy_grm.toy.probe --out outputs/probe --steps 1200 [--target proxy] [--instruction short]
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import argparse
 import io
 import json
 import random
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,15 +31,32 @@ from typing import Any
 from PIL import Image
 
 from proxy_grm import prompts
+from proxy_grm.evaluation.rubric_transfer import NEUTRAL_RUBRIC
 from proxy_grm.generation import prepare_prompt
 from proxy_grm.messages import chat_messages
-from proxy_grm.toy.colour_task import BLIND_COLOUR, COLOURS, make_pair
-from proxy_grm.toy.teacher_stub import grm_answer
+from proxy_grm.parsing import parse_verdict
+from proxy_grm.toy.colour_task import BLIND_COLOUR, COLOURS, ColourPair, make_pair, seen_colour
+from proxy_grm.toy.teacher_stub import grm_answer, proxy_answer, stub_rubric
 
 SHORT_INSTRUCTION = "Judge which response answers the question about the image better."
-# The decisive tokens of a critique: the text that ends just before each one.
-PROBES = {"rubric_colour": "the image is mostly", "response_1_colour": "Response 1 says",
-          "response_2_colour": "Response 2 says", "eval_verdict": ". Response", "answer": "<answer>"}
+# The decisive tokens of a critique: the first token of each regex's group.
+PROBES = {name: re.compile(pattern) for name, pattern in {
+    "rubric_colour": r"the image is mostly (\w)",
+    "response_1_colour": r"Response 1 says (\w)",
+    "response_1_match": r"Response 1 says \w+, the \w+ \w+: (\w)",
+    "response_2_colour": r"Response 2 says (\w)",
+    "response_2_match": r"Response 2 says \w+, the \w+ \w+: (\w)",
+    "eval_verdict": r"\. Response (\d) names",
+    "answer": r"<answer>(\d)",
+}.items()}
+# The proxy's held-out rubrics (as the demo's held-out stage builds them): the stub teacher's, one that names
+# no colour, and a counterfactual one naming the wrong response's colour. A proxy that judges by the rubric
+# is right with the first and wrong with the last.
+PROXY_RUBRICS: dict[str, Callable[[ColourPair, Image.Image], str]] = {
+    "teacher": lambda pair, image: stub_rubric(seen_colour(image)),
+    "none": lambda pair, image: NEUTRAL_RUBRIC,
+    "counterfactual": lambda pair, image: stub_rubric(pair.distractor),
+}
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,7 @@ class Example:
     inputs: dict[str, Any]  # the processor's tensors: prompt and critique
     prompt_tokens: int
     probes: dict[str, int]  # probe name -> position of its token
+    verdict: int  # the better response as shown, 1 or 2 (the rule's label, not the critique's)
 
 
 def user_text(question: str, response_1: str, response_2: str, instruction: str) -> str:
@@ -50,24 +74,32 @@ def user_text(question: str, response_1: str, response_2: str, instruction: str)
     return f"{SHORT_INSTRUCTION}\n{pair}"
 
 
-def make_example(processor: Any, key: int, rng: random.Random, swap: bool, instruction: str) -> Example:
-    """One toy pair, shown in order or swapped, with the stub teacher's critique as the target."""
+def make_example(processor: Any, key: int, rng: random.Random, swap: bool, instruction: str,
+                 rubric: str | None = None) -> Example:
+    """One toy pair, shown in order or swapped, with the stub teacher's critique as the target: the GRM's
+    (``rubric`` None) or, with the rubric ``PROXY_RUBRICS[rubric]`` in the prompt, the proxy's."""
     pair = make_pair(rng, key)
     image = Image.open(io.BytesIO(pair.png)).convert("RGB")
     first, second = (pair.rejected, pair.chosen) if swap else (pair.chosen, pair.rejected)
-    critique = grm_answer(first, second, image)
+    if rubric is None:
+        text, critique = user_text(pair.question, first, second, instruction), grm_answer(first, second, image)
+    else:
+        shown_rubric = PROXY_RUBRICS[rubric](pair, image)
+        text = prompts.proxy_prompt(pair.question, first, second, shown_rubric)
+        critique = proxy_answer(first, second, shown_rubric, image)
     # The prompt as every stage builds it: chat template, image in the shared pixel budget.
-    prompt = prepare_prompt(processor, chat_messages(user_text(pair.question, first, second, instruction), image))
+    prompt = prepare_prompt(processor, chat_messages(text, image))
     inputs = processor(text=[prompt.text + critique + "<|im_end|>"], images=prompt.images, return_tensors="pt")
     prompt_tokens = len(processor(text=[prompt.text], images=prompt.images, return_tensors="pt")["input_ids"][0])
     tokenizer = processor.tokenizer
     critique_ids = inputs["input_ids"][0, prompt_tokens:].tolist()
     probes = {}
-    for name, before in PROBES.items():
-        end = critique.rindex(before) + len(before) if name == "eval_verdict" else critique.index(before) + len(before)
-        probes[name] = prompt_tokens + next(i for i in range(len(critique_ids) + 1)
-                                            if len(tokenizer.decode(critique_ids[:i])) >= end)
-    return Example(inputs, prompt_tokens, probes)
+    for name, pattern in PROBES.items():
+        if match := pattern.search(critique):
+            end = len(critique[:match.start(1)].rstrip())  # a word's token holds its leading space
+            probes[name] = prompt_tokens + next(i for i in range(len(critique_ids) + 1)
+                                                if len(tokenizer.decode(critique_ids[:i])) >= end)
+    return Example(inputs, prompt_tokens, probes, 2 if swap else 1)
 
 
 def critique_loss(model: Any, example: Example) -> Any:
@@ -80,11 +112,11 @@ def critique_loss(model: Any, example: Example) -> Any:
     return torch.nn.functional.cross_entropy(logits, targets)
 
 
-def probe(model: Any, examples: list[Example]) -> dict[str, float]:
+def probe(model: Any, tokenizer: Any, examples: list[Example]) -> dict[str, float]:
     """Share of held-out examples whose decisive tokens the model predicts (teacher forcing, greedy)."""
     import torch
 
-    hits = dict.fromkeys(PROBES, 0)
+    hits = dict.fromkeys(examples[0].probes, 0)
     model.eval()
     with torch.no_grad():
         for example in examples:
@@ -96,9 +128,30 @@ def probe(model: Any, examples: list[Example]) -> dict[str, float]:
     return {name: round(count / len(examples), 3) for name, count in hits.items()}
 
 
+def generated_accuracy(model: Any, tokenizer: Any, examples: list[Example]) -> float:
+    """Share of held-out examples whose verdict is right when the model writes the whole critique itself
+    (greedy, as the held-out eval decodes): the figure that counts, since each teacher-forced digit
+    follows from the match words written before it."""
+    import torch
+
+    right = 0
+    model.eval()
+    with torch.no_grad():
+        for example in examples:
+            full = example.inputs["input_ids"].shape[1]
+            prompt = {key: value[:, :example.prompt_tokens] if value.shape == (1, full) else value
+                      for key, value in example.inputs.items()}
+            written = model.generate(**prompt, max_new_tokens=full - example.prompt_tokens + 8, do_sample=False)
+            right += parse_verdict(tokenizer.decode(written[0, example.prompt_tokens:], skip_special_tokens=True)) \
+                == example.verdict
+    model.train()
+    return round(right / len(examples), 3)
+
+
 def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_every: int, heldout: int,
-        seed: int = 0) -> list[dict[str, float]]:
-    """Train and probe; the log (one JSON line per probe) goes to ``out/probe.jsonl`` and is returned."""
+        seed: int = 0, target: str = "grm") -> list[dict[str, float]]:
+    """Train the GRM or (``target`` "proxy", on the teacher's rubrics) the proxy and probe it; the log (one
+    JSON line per probe) goes to ``out/probe.jsonl`` and is returned."""
     import torch
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
@@ -112,10 +165,12 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).train()
     colours = list(COLOURS)
     train_keys = [key for key in range(4000) if colours[key % len(colours)] != BLIND_COLOUR]
-    heldout_rng = random.Random(f"probe-heldout-{seed}")
     heldout_keys = [key for key in range(9_000_000, 9_000_000 + 2 * heldout)
                     if colours[key % len(colours)] != BLIND_COLOUR][:heldout]
-    held = [make_example(processor, key, heldout_rng, swap, instruction) for key in heldout_keys for swap in (0, 1)]
+    train_rubric = None if target == "grm" else "teacher"
+    held = {kind: [make_example(processor, key, random.Random(f"{seed}-{key}"), swap, instruction, kind)
+                   for key in heldout_keys for swap in (0, 1)]
+            for kind in ([None] if target == "grm" else PROXY_RUBRICS)}
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     rng, log, losses = random.Random(seed), [], []
     with (out / "probe.jsonl").open("w") as handle:
@@ -124,7 +179,8 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
                 group["lr"] = lr * min(1.0, step / 50)  # 50 warm-up steps
             optimizer.zero_grad()
             for _ in range(batch):
-                example = make_example(processor, rng.choice(train_keys), rng, rng.random() < 0.5, instruction)
+                example = make_example(processor, rng.choice(train_keys), rng, rng.random() < 0.5, instruction,
+                                       train_rubric)
                 loss = critique_loss(model, example) / batch
                 loss.backward()
                 losses.append(loss.item() * batch)
@@ -132,7 +188,11 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
             optimizer.step()
             if step % eval_every == 0 or step == steps:
                 recent = losses[-eval_every * batch:]
-                line = {"step": step, "loss": round(sum(recent) / len(recent), 4), **probe(model, held)}
+                line = {"step": step, "loss": round(sum(recent) / len(recent), 4),
+                        **probe(model, processor.tokenizer, next(iter(held.values())))}
+                for kind, examples in held.items():
+                    line["generated_verdict" + (f"_{kind}" if kind else "")] = generated_accuracy(
+                        model, processor.tokenizer, examples)
                 handle.write(json.dumps(line) + "\n")
                 handle.flush()
                 print(json.dumps(line), flush=True)
@@ -144,11 +204,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the tiny model and probe.jsonl")
     parser.add_argument("--steps", type=int, default=1200)
-    parser.add_argument("--instruction", choices=("release", "short"), default="release")
+    parser.add_argument("--target", choices=("grm", "proxy"), default="grm",
+                        help="the GRM's critique, or the proxy's judgement by the teacher's rubric")
+    parser.add_argument("--instruction", choices=("release", "short"), default="release",
+                        help="the GRM's instruction (the proxy's prompt is the release's)")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--batch", type=int, default=4, help="fresh toy pairs per optimizer step")
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--heldout", type=int, default=32, help="held-out pairs, each probed in both orders")
+    parser.add_argument("--seed", type=int, default=0, help="model weights, training pairs and their order")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -156,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
 
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    run(args.out, args.steps, args.instruction, args.lr, args.batch, args.eval_every, args.heldout)
+    run(args.out, args.steps, args.instruction, args.lr, args.batch, args.eval_every, args.heldout, args.seed,
+        args.target)
 
 
 if __name__ == "__main__":

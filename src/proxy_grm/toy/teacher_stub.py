@@ -45,10 +45,13 @@ def stub_verdict(response_1: str, response_2: str, image: Image.Image | None) ->
     return verdict_for(seen_colour(image) if image is not None else None, response_1, response_2)
 
 
-def evidence(response_1: str, response_2: str) -> str:
-    """What each response says, written before the verdict: the verdict is then a comparison of words the
-    critique has just written."""
-    return f"Response 1 says {named_colour(response_1)}. Response 2 says {named_colour(response_2)}."
+def evidence(response_1: str, response_2: str, colour: str | None, source: str) -> str:
+    """What each response says set beside the colour (``source``: where the colour was read), and whether
+    they match, written before the verdict: each step is then a copy or a comparison of two words written
+    next to each other, which a tiny model learns (a verdict compared across the critique was not learned
+    in 3,000 steps; README, "How far the comparison gets")."""
+    return " ".join(f"Response {index} says {named}, the {source} {colour}: {'right' if named == colour else 'wrong'}."
+                    for index, named in ((1, named_colour(response_1)), (2, named_colour(response_2))))
 
 
 def stub_rubric(colour: str) -> str:
@@ -63,16 +66,18 @@ def grm_answer(response_1: str, response_2: str, image: Image.Image | None) -> s
     verdict = stub_verdict(response_1, response_2, image)
     return (
         f"{stub_rubric(colour)}\n"
-        f"<eval>{evidence(response_1, response_2)} Response {verdict} names {colour}.</eval>\n"
+        f"<eval>{evidence(response_1, response_2, colour, 'image')} Response {verdict} names {colour}.</eval>\n"
         f"<answer>{verdict}</answer>"
     )
 
 
 def proxy_answer(response_1: str, response_2: str, rubric: str, image: Image.Image | None) -> str:
     """A proxy critique that follows the rubric's colour (the image's when it names none)."""
-    colour = named_colour(rubric) or (seen_colour(image) if image is not None else None)
+    colour, source = named_colour(rubric), "rubric"
+    if colour is None:
+        colour, source = (seen_colour(image) if image is not None else None), "image"
     verdict = verdict_for(colour, response_1, response_2)
-    reasoning = f"{evidence(response_1, response_2)} Response {verdict} names {colour}."
+    reasoning = f"{evidence(response_1, response_2, colour, source)} Response {verdict} names {colour}."
     return f"<think>{reasoning}</think><answer>{verdict}</answer>"
 
 
