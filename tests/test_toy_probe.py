@@ -31,7 +31,8 @@ def test_probes_point_at_the_decisive_tokens(processor, instruction: str) -> Non
     assert tokens["response_1_colour"] != tokens["response_2_colour"]
     assert tokens["eval_verdict"] == tokens["answer"] == str(example.verdict)
     matches = [tokens["response_1_match"], tokens["response_2_match"]]
-    assert sorted(word for word in ("right", "wrong") for token in matches if word.startswith(token)) == ["right", "wrong"]
+    words = sorted(word for word in ("right", "wrong") for token in matches if word.startswith(token))
+    assert words == ["right", "wrong"]
     prompt = processor.tokenizer.decode(example.inputs["input_ids"][0, :example.prompt_tokens])
     assert (probe.SHORT_INSTRUCTION in prompt) == (instruction == "short")
 
