@@ -49,3 +49,11 @@ def test_generates_with_an_image_through_transformers(tiny_model_dir: Path) -> N
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=8, do_sample=False)
     assert output.shape[1] == inputs["input_ids"].shape[1] + 8
+
+
+def test_layers_sets_the_text_decoder_depth(tmp_path: Path) -> None:
+    from proxy_grm.toy.tiny_model import build_model
+
+    build_model(tmp_path, layers=3)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(tmp_path, dtype=torch.float32)
+    assert len(model.model.language_model.layers) == model.config.text_config.num_hidden_layers == 3

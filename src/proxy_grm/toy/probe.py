@@ -149,7 +149,7 @@ def generated_accuracy(model: Any, tokenizer: Any, examples: list[Example]) -> f
 
 
 def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_every: int, heldout: int,
-        seed: int = 0, target: str = "grm") -> list[dict[str, float]]:
+        seed: int = 0, target: str = "grm", layers: int = 2) -> list[dict[str, float]]:
     """Train the GRM or (``target`` "proxy", on the teacher's rubrics) the proxy and probe it; the log (one
     JSON line per probe) goes to ``out/probe.jsonl`` and is returned."""
     import torch
@@ -160,7 +160,7 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
     torch.manual_seed(seed)
     model_dir = out / "tiny-model"
     if not (model_dir / "config.json").exists():
-        make_tiny_model(model_dir, seed=seed)
+        make_tiny_model(model_dir, seed=seed, layers=layers)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).train()
     colours = list(COLOURS)
@@ -171,7 +171,9 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
     held = {kind: [make_example(processor, key, random.Random(f"{seed}-{key}"), swap, instruction, kind)
                    for key in heldout_keys for swap in (0, 1)]
             for kind in ([None] if target == "grm" else PROXY_RUBRICS)}
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    # Fused AdamW: the same update in one kernel; the tied 151,936-row embedding makes the unfused step
+    # ~5x slower on CPU (0.36 s against 0.07 s per step, measured).
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, fused=True)
     rng, log, losses = random.Random(seed), [], []
     with (out / "probe.jsonl").open("w") as handle:
         for step in range(1, steps + 1):
@@ -213,6 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--heldout", type=int, default=32, help="held-out pairs, each probed in both orders")
     parser.add_argument("--seed", type=int, default=0, help="model weights, training pairs and their order")
+    parser.add_argument("--layers", type=int, default=2, help="text decoder layers of the tiny model (the demo's: 2)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     run(args.out, args.steps, args.instruction, args.lr, args.batch, args.eval_every, args.heldout, args.seed,
-        args.target)
+        args.target, args.layers)
 
 
 if __name__ == "__main__":

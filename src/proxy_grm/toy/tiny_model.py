@@ -111,11 +111,12 @@ def build_tokenizer(output: Path) -> None:
     fast.save_pretrained(output)
 
 
-def build_model(output: Path, seed: int = 0, repetition_penalty: float | None = None) -> None:
+def build_model(output: Path, seed: int = 0, repetition_penalty: float | None = None, layers: int = 2) -> None:
     """Write a random Qwen2.5-VL with the shape documented in the module docstring.
 
     ``repetition_penalty`` goes into ``generation_config.json``, as
     Qwen2.5-VL-7B-Instruct's 1.05 does: greedy decoding must apply it everywhere.
+    ``layers``: text decoder layers (the learning probe's ``--layers``; each adds ~0.2M parameters).
     """
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -125,7 +126,7 @@ def build_model(output: Path, seed: int = 0, repetition_penalty: float | None = 
             "vocab_size": VOCAB_SIZE,
             "hidden_size": 128,
             "intermediate_size": 256,
-            "num_hidden_layers": 2,
+            "num_hidden_layers": layers,
             "num_attention_heads": 2,
             "num_key_value_heads": 1,
             "max_position_embeddings": 32768,
@@ -181,10 +182,10 @@ def build_processor(output: Path) -> None:
     processor.save_pretrained(output)
 
 
-def make_tiny_model(output: Path, seed: int = 0, repetition_penalty: float | None = None) -> Path:
+def make_tiny_model(output: Path, seed: int = 0, repetition_penalty: float | None = None, layers: int = 2) -> Path:
     """Build the whole checkpoint folder (config, weights, tokenizer, processor)."""
     output.mkdir(parents=True, exist_ok=True)
     build_tokenizer(output)
-    build_model(output, seed=seed, repetition_penalty=repetition_penalty)
+    build_model(output, seed=seed, repetition_penalty=repetition_penalty, layers=layers)
     build_processor(output)
     return output
