@@ -426,15 +426,19 @@ def test_requests_whose_callers_left_are_aborted(server: Server) -> None:
     """128 requests, their callers gone once the service holds them all: each is written or aborted, never both.
 
     With vLLM, cancelling the generation reaches ``AsyncLLM.abort``: the engine writes fewer tokens than the
-    critiques would hold and ends with nothing queued.
+    critiques would hold and ends with nothing queued. Each question is ~1,500 tokens long: vLLM on 2 cores
+    then needs ~11 s to answer all 128, against ~2 s with short questions, in which it once wrote all 8-token
+    critiques before the callers left and nothing was aborted.
     """
     sent = 128
+    padding = " Why?" * 750
     before = scrape(server.url)
 
     async def leave() -> None:
         async with httpx.AsyncClient(base_url=server.url, headers=AUTH, timeout=300,
                                      limits=httpx.Limits(max_connections=sent)) as client:
-            posts = [asyncio.ensure_future(client.post("/get_reward_mllm", json=item(question=f"Leaving {i}?")))
+            posts = [asyncio.ensure_future(client.post("/get_reward_mllm",
+                                                       json=item(question=f"Leaving {i}?{padding}")))
                      for i in range(sent)]
             deadline = time.monotonic() + 60
             while (await asyncio.to_thread(scrape, server.url))[("proxy_grm_requests_in_flight", ())] < sent:
