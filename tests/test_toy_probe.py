@@ -30,9 +30,10 @@ def test_probes_point_at_the_decisive_tokens(processor, instruction: str) -> Non
     assert {tokens["response_1_colour"], tokens["response_2_colour"]} <= set(COLOURS)
     assert tokens["response_1_colour"] != tokens["response_2_colour"]
     assert tokens["eval_verdict"] == tokens["answer"] == str(example.verdict)
-    matches = [tokens["response_1_match"], tokens["response_2_match"]]
-    words = sorted(word for word in ("right", "wrong") for token in matches if word.startswith(token))
-    assert words == ["right", "wrong"]
+    assert tokens["judged_colour"] == tokens["rubric_colour"]
+    # The verdict is the number written after the judged colour's first copy (an induction step).
+    chosen = 1 if tokens["response_1_colour"] == tokens["judged_colour"] else 2
+    assert chosen == example.verdict
     prompt = processor.tokenizer.decode(example.inputs["input_ids"][0, :example.prompt_tokens])
     assert (probe.SHORT_INSTRUCTION in prompt) == (instruction == "short")
 
@@ -53,7 +54,7 @@ def test_proxy_examples_judge_by_the_rubric_in_the_prompt(processor) -> None:
     # Response 1 is the chosen one: the teacher's rubric leads the critique to it, the counterfactual away.
     assert "<answer>1</answer>" in text["teacher"] and "<answer>2</answer>" in text["counterfactual"]
     assert all(example.verdict == 1 and "rubric_colour" not in example.probes for example in shown.values())
-    assert "the rubric" in text["teacher"] and "the image" in text["none"] and "the rubric" not in text["none"]
+    assert "The rubric:" in text["teacher"] and "The image:" in text["none"] and "rubric:" not in text["none"]
 
 
 def test_proxy_run_reads_every_rubric(tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ targets (the stub teacher's GRM critiques, ``teacher_stub.grm_answer``, on fresh
 the teacher's blind spot, in random order) with the loss on the critique only, and every ``--eval-every``
 steps reads, by teacher forcing on held-out pairs in both orders, the share of the critique's decisive tokens
 it predicts: the rubric's colour (the evidence from the image), the colours of Response 1 and Response 2 as the
-eval restates them (copied from the prompt), whether each matches the image's (right/wrong), and the verdict
-digit in the eval and in ``<answer>``; and, writing the whole critique itself (greedy), the share of right
-verdicts (``generated_verdict``: the figure the held-out eval reports; the teacher-forced digits follow
-from the match words before them).
+eval restates them (copied from the prompt), the colour it judges by (the rubric's, restated), and the verdict
+digit in the eval (the number written after that colour's first copy) and in ``<answer>``; and, writing the
+whole critique itself (greedy), the share of right verdicts (``generated_verdict``: the figure the held-out
+eval reports).
 ``--target proxy`` trains the proxy on the teacher's rubrics instead and reads its verdicts with the teacher's,
 no and a counterfactual rubric (``PROXY_RUBRICS``). ``--instruction short`` replaces the release's GRM
 instruction (~400 tokens) with one line, the pair template unchanged, to see what the instruction's length costs.
@@ -42,11 +42,10 @@ SHORT_INSTRUCTION = "Judge which response answers the question about the image b
 # The decisive tokens of a critique: the first token of each regex's group.
 PROBES = {name: re.compile(pattern) for name, pattern in {
     "rubric_colour": r"the image is mostly (\w)",
-    "response_1_colour": r"Response 1 says (\w)",
-    "response_1_match": r"Response 1 says \w+, the \w+ \w+: (\w)",
-    "response_2_colour": r"Response 2 says (\w)",
-    "response_2_match": r"Response 2 says \w+, the \w+ \w+: (\w)",
-    "eval_verdict": r"\. Response (\d) names",
+    "response_1_colour": r"Colours: (\w)",
+    "response_2_colour": r"Colours: \w+ 1, (\w)",
+    "judged_colour": r"\. The \w+: (\w)",
+    "eval_verdict": r"\. The \w+: \w+ (\d)",
     "answer": r"<answer>(\d)",
 }.items()}
 # The proxy's held-out rubrics (as the demo's held-out stage builds them): the stub teacher's, one that names

@@ -46,12 +46,16 @@ def stub_verdict(response_1: str, response_2: str, image: Image.Image | None) ->
 
 
 def evidence(response_1: str, response_2: str, colour: str | None, source: str) -> str:
-    """What each response says set beside the colour (``source``: where the colour was read), and whether
-    they match, written before the verdict: each step is then a copy or a comparison of two words written
-    next to each other, which a tiny model learns (a verdict compared across the critique was not learned
-    in 3,000 steps; README, "How far the comparison gets")."""
-    return " ".join(f"Response {index} says {named}, the {source} {colour}: {'right' if named == colour else 'wrong'}."
-                    for index, named in ((1, named_colour(response_1)), (2, named_colour(response_2))))
+    """Each response's colour followed by its number, then the colour seen (``source``: where it was read)
+    followed by the verdict: ``Colours: red 1, blue 2. The image: red 1.``
+
+    The verdict is then an induction step (find the earlier copy of the colour just written, copy the number
+    after it), which a two-layer model learns: free-running, 100% of 64 held-out items from step 1,500 of the
+    probe (README, "How far the comparison gets"). A per-response right/wrong eval stayed at chance for 2,400.
+    """
+    verdict = verdict_for(colour, response_1, response_2)
+    return (f"Colours: {named_colour(response_1)} 1, {named_colour(response_2)} 2. "
+            f"The {source}: {colour} {verdict}.")
 
 
 def stub_rubric(colour: str) -> str:
@@ -66,7 +70,7 @@ def grm_answer(response_1: str, response_2: str, image: Image.Image | None) -> s
     verdict = stub_verdict(response_1, response_2, image)
     return (
         f"{stub_rubric(colour)}\n"
-        f"<eval>{evidence(response_1, response_2, colour, 'image')} Response {verdict} names {colour}.</eval>\n"
+        f"<eval>{evidence(response_1, response_2, colour, 'image')}</eval>\n"
         f"<answer>{verdict}</answer>"
     )
 
@@ -77,8 +81,7 @@ def proxy_answer(response_1: str, response_2: str, rubric: str, image: Image.Ima
     if colour is None:
         colour, source = (seen_colour(image) if image is not None else None), "image"
     verdict = verdict_for(colour, response_1, response_2)
-    reasoning = f"{evidence(response_1, response_2, colour, source)} Response {verdict} names {colour}."
-    return f"<think>{reasoning}</think><answer>{verdict}</answer>"
+    return f"<think>{evidence(response_1, response_2, colour, source)}</think><answer>{verdict}</answer>"
 
 
 class ChatRequest(BaseModel):
