@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
 from proxy_grm.demo import heldout
 from proxy_grm.demo.heldout import RUBRICS, evidence_share, rollout_evidence_by_step
+from proxy_grm.demo.pipeline import DemoConfig
 from proxy_grm.demo.report import learning_figures, write_report
 from proxy_grm.demo.results import (
     DemoResults,
@@ -102,7 +102,7 @@ def test_the_report_gathers_its_results_at_once(tmp_path: Path) -> None:
     # write_report validates every record before it writes anything: no half-written report.
     records = [StageRecord("heldout_sft", "t", 1.0, False, HeldoutPairs(questions="q", pairs=4, hard=1, seed=0,
                                                                           rule="r"))]
-    config = SimpleNamespace(out_dir=tmp_path, sft_steps=2, sft_learning_rate="1e-3", sft_warmup_ratio="0.1")
+    config = DemoConfig(out_dir=tmp_path, sft_steps=2)
     with pytest.raises(ValidationError, match="heldout_sft"):
         write_report(config, records, 1.0)
     assert not (tmp_path / "results.json").exists()
@@ -142,7 +142,7 @@ def test_figures_hold_the_grpo_evidence_per_step() -> None:
 def test_the_grpo_table_has_the_evidence_column(tmp_path: Path) -> None:
     run = GrpoRun(checkpoint="c", steps=[_step(1, 0.25), _step(2, None)], tensors_changed=1, tensors=2,
                   parts_file="p")
-    config = SimpleNamespace(out_dir=tmp_path, sft_steps=2, sft_learning_rate="1e-3", sft_warmup_ratio="0.1")
+    config = DemoConfig(out_dir=tmp_path, sft_steps=2)
     report = write_report(config, [StageRecord("grpo", "GRPO", 1.0, False, run)], 1.0).read_text()
     header = next(line for line in report.splitlines() if line.startswith("| step |"))
     assert "| rubric names the colour |" in header

@@ -40,6 +40,9 @@ HELP = {
     "max_new_tokens": "the proxy's and teacher's critique cap; the GRM's is three times this",
     "heldout_pairs": "toy pairs no stage saw, each judged in both orders (python -m proxy_grm.toy.colour_task)",
     "sft_gradient_accumulation": "batches per SFT optimizer step (the launchers' GRAD_ACCUM)",
+    "sft_batch_size": "rows per SFT batch (the launchers' BATCH_SIZE)",
+    "sft_lr_scheduler": "swift sft --lr_scheduler_type (ms-swift's default: cosine)",
+    "sft_weight_decay": "swift sft --weight_decay (ms-swift's default: 0.1)",
     "ablation": "also run GRPO without the proxy reward (accuracy and format only), same seed and steps",
 }
 NOT_FLAGS = ("out_dir", "repo")
@@ -107,7 +110,8 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     data = runner.run("data", "Check the four training sets", lambda: pipeline.check_training_sets(c),
                       TrainingSets, depends=[r.result for r in runner.records if r.name.startswith("data_")])
     data_dir = Path(data.dir)
-    sft_depends = [model, data, c.sft_steps, c.sft_learning_rate, c.sft_warmup_ratio, c.sft_gradient_accumulation]
+    sft_depends = [model, data, c.sft_steps, c.sft_learning_rate, c.sft_warmup_ratio, c.sft_gradient_accumulation,
+                   c.sft_batch_size, c.sft_lr_scheduler, c.sft_weight_decay]
     grm, proxy = runner.run_together([
         ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
             c, "scripts/sft/train_grm_sft.sh", model.model, data_dir / "grm_sft.jsonl", "grm_sft"), SftRun,

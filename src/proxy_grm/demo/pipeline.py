@@ -60,6 +60,11 @@ class DemoConfig:
     sft_learning_rate: str = "5e-3"
     sft_warmup_ratio: str = "0.15"
     sft_gradient_accumulation: int = 1
+    sft_batch_size: int = 2
+    # ms-swift's defaults; the learning run (README, "Does it learn?") takes a constant lr and no weight
+    # decay, with which the probe learned the verdict (a decaying lr or weight decay 0.1 stopped it).
+    sft_lr_scheduler: str = "cosine"
+    sft_weight_decay: str = "0.1"
     proxy_backend: str = "vllm"
     eval_backend: str = "transformers"
     eval_pairs: int = 16
@@ -234,10 +239,12 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
         config, SFT_DEVICE="cpu", MODEL_PATH=model_dir, DATA_PATH=str(data), OUTPUT_DIR=str(out), NUM_WORKERS="0",
         DATASET_NUM_PROC="1", SAVE_STEPS=str(config.sft_steps), LOGGING_STEPS="5", SPLIT_RATIO="0",
         LEARNING_RATE=config.sft_learning_rate, WARMUP_RATIO=config.sft_warmup_ratio, MAX_LENGTH="4096",
-        GRAD_ACCUM=str(config.sft_gradient_accumulation),
+        GRAD_ACCUM=str(config.sft_gradient_accumulation), BATCH_SIZE=str(config.sft_batch_size),
     )
-    # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass.
-    run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false"],
+    # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass. The
+    # launchers pass extra flags on to `swift sft` last, so these win (ms-swift's TrainingArguments fields).
+    run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false",
+                "--lr_scheduler_type", config.sft_lr_scheduler, "--weight_decay", config.sft_weight_decay],
                config.path("logs", f"sft_{name}.log"), env, launcher)
     checkpoint = _latest_checkpoint(out, launcher)
     state = json.loads((checkpoint / "trainer_state.json").read_text())

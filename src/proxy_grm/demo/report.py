@@ -79,7 +79,9 @@ def _sft(results: DemoResults, config: Any) -> list[str]:
             rows.append([name, r.steps, _loss(r.first_loss), _loss(r.last_loss), f"`{r.checkpoint}`"])
     return ["## SFT (ms-swift, CPU)", "",
             f"Toy settings (the demo's, not the launchers' release defaults): {config.sft_steps} steps, "
-            f"learning rate {config.sft_learning_rate} with {float(config.sft_warmup_ratio):.0%} warm-up, batch 2, "
+            f"learning rate {config.sft_learning_rate} with {float(config.sft_warmup_ratio):.0%} warm-up, "
+            f"{config.sft_lr_scheduler} schedule, weight decay {config.sft_weight_decay}, "
+            f"{config.sft_batch_size * config.sft_gradient_accumulation} rows per step, "
             "many epochs over a few rows (the release: lr 5e-6, 1 epoch, on a pretrained 7B).", "",
             *_table(["stage", "steps", "first loss", "last loss", "checkpoint"], rows)]
 
