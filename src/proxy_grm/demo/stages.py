@@ -57,7 +57,7 @@ class StageRunner:
         return cast(Result, record.result)  # _execute checked its type
 
     def run_together(self, stages: list[tuple[str, str, Callable[[], Result], type[Result], Any]]) -> list[Result]:
-        """Run independent stages at the same time (each drives its own subprocess, one core each)."""
+        """Run independent stages at the same time (each drives its own subprocess)."""
         first = len(self.records) + 1
         with ThreadPoolExecutor(len(stages)) as pool:
             futures = [pool.submit(self._execute, first + i, *stage) for i, stage in enumerate(stages)]
