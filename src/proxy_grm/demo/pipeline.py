@@ -249,7 +249,8 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(SFT_THREADS)),
     )
     # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass. The
-    # launchers pass extra flags on to `swift sft` last, so these win (ms-swift's TrainingArguments fields).
+    # launchers pass extra flags on to `swift sft` last, so these win (ms-swift 4.6.0's TrainingArguments
+    # fields, swift/trainers/arguments.py: weight_decay 0.1 and lr_scheduler_type 'cosine' by default).
     run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false",
                 "--lr_scheduler_type", config.sft_lr_scheduler, "--weight_decay", config.sft_weight_decay],
                config.path("logs", f"sft_{name}.log"), env, launcher)

@@ -45,7 +45,7 @@ def stub_verdict(response_1: str, response_2: str, image: Image.Image | None) ->
     return verdict_for(seen_colour(image) if image is not None else None, response_1, response_2)
 
 
-def evidence(response_1: str, response_2: str, colour: str | None, source: str) -> str:
+def evidence(response_1: str, response_2: str, colour: str | None, source: str, verdict: int) -> str:
     """Each response's colour followed by its number, then the colour seen (``source``: where it was read)
     followed by the verdict: ``Colours: red 1, blue 2. The image: red 1.``
 
@@ -53,7 +53,6 @@ def evidence(response_1: str, response_2: str, colour: str | None, source: str) 
     after it), which a two-layer model learns: free-running, 100% of 64 held-out items from step 1,500 of the
     probe (README, "How far the comparison gets"). A per-response right/wrong eval stayed at chance for 2,400.
     """
-    verdict = verdict_for(colour, response_1, response_2)
     return (f"Colours: {named_colour(response_1)} 1, {named_colour(response_2)} 2. "
             f"The {source}: {colour} {verdict}.")
 
@@ -70,7 +69,7 @@ def grm_answer(response_1: str, response_2: str, image: Image.Image | None) -> s
     verdict = stub_verdict(response_1, response_2, image)
     return (
         f"{stub_rubric(colour)}\n"
-        f"<eval>{evidence(response_1, response_2, colour, 'image')}</eval>\n"
+        f"<eval>{evidence(response_1, response_2, colour, 'image', verdict)}</eval>\n"
         f"<answer>{verdict}</answer>"
     )
 
@@ -81,7 +80,7 @@ def proxy_answer(response_1: str, response_2: str, rubric: str, image: Image.Ima
     if colour is None:
         colour, source = (seen_colour(image) if image is not None else None), "image"
     verdict = verdict_for(colour, response_1, response_2)
-    return f"<think>{evidence(response_1, response_2, colour, source)}</think><answer>{verdict}</answer>"
+    return f"<think>{evidence(response_1, response_2, colour, source, verdict)}</think><answer>{verdict}</answer>"
 
 
 class ChatRequest(BaseModel):
