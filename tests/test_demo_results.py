@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from proxy_grm.demo import heldout
 from proxy_grm.demo.heldout import RUBRICS, evidence_share, rollout_evidence_by_step
 from proxy_grm.demo.pipeline import DemoConfig
-from proxy_grm.demo.report import learning_figures, write_report
+from proxy_grm.demo.report import learning_figures, targets_met, write_report
 from proxy_grm.demo.results import (
     DemoResults,
     GrmHeldout,
@@ -137,6 +137,18 @@ def test_figures_hold_the_grpo_evidence_per_step() -> None:
     assert figures["grm_grpo_overall"] is None and figures["proxy_teacher_rubric"] is None
     assert figures["grpo_first_quarter_reward"] == 1.0 and figures["grpo_minus_sft_hard"] is None
     assert json.loads(json.dumps(figures)) == figures
+
+
+@pytest.mark.parametrize(("name", "figure", "met"), [
+    ("grm_sft_overall", 0.75, True), ("grm_sft_overall", 0.7, False),
+    ("proxy_counterfactual_rubric", 0.25, True), ("proxy_counterfactual_rubric", 0.5, False),
+    ("grpo_last_minus_first_quarter_reward", 0.0, False),  # a flat reward has not risen
+    ("grpo_last_minus_first_quarter_reward", 0.05, True),
+    ("grpo_minus_sft_hard", 0.0, True), ("grpo_minus_sft_hard", -0.05, False),
+    ("proxy_teacher_rubric", None, None),  # not run
+])
+def test_targets_compare_each_figure_with_its_bound(name: str, figure: float | None, met: bool | None) -> None:
+    assert targets_met({name: figure})[name] is met
 
 
 def test_the_grpo_table_has_the_evidence_column(tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def test_grm_sft_rubrics_name_the_colour_of_held_out_images(tmp_path: Path, monk
     data = pipeline.prepare_with_stub_teacher(config, pipeline.make_sources(config))
     assert data.split.written["grm_sft"] >= 200
     grm = pipeline.sft(config, "scripts/sft/train_grm_sft.sh", model.model, tmp_path / "data" / "grm_sft.jsonl",
-                       "grm_sft")
+                       "grm_sft", config.sft_steps)
     pairs = heldout.write_pairs(tmp_path / "heldout" / "pairs.jsonl", HELDOUT_PAIRS, seed=0)
     accuracy = heldout.grm_accuracy(config.python, Path(pairs.questions), grm.checkpoint,
                                     tmp_path / "heldout" / "answers.jsonl", tmp_path / "heldout.log",

@@ -61,3 +61,14 @@ def test_proxy_run_reads_every_rubric(tmp_path: Path) -> None:
     log = probe.run(tmp_path, steps=1, instruction="release", lr=1e-3, batch=1, eval_every=1, heldout=1,
                     target="proxy")
     assert {f"generated_verdict_{kind}" for kind in probe.PROXY_RUBRICS} <= set(log[0])
+
+
+def test_a_trained_checkpoint_is_probed_on_held_out_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from proxy_grm.toy.tiny_model import make_tiny_model
+
+    checkpoint = make_tiny_model(tmp_path / "model")
+    probe.main(["--checkpoint", str(checkpoint), "--heldout", "2"])
+    shares = json.loads(capsys.readouterr().out)
+    assert set(shares) == set(probe.PROBES) and all(share in (0.0, 0.25, 0.5, 0.75, 1.0) for share in shares.values())
+    with pytest.raises(SystemExit):
+        probe.main([])  # neither a checkpoint nor a folder to train in

@@ -39,6 +39,7 @@ HELP = {
     "fluency_pairs": "GRM-RL rows held out of GRPO for the protocol-fluency check",
     "max_new_tokens": "the proxy's and teacher's critique cap; the GRM's is three times this",
     "heldout_pairs": "toy pairs no stage saw, each judged in both orders (python -m proxy_grm.toy.colour_task)",
+    "proxy_sft_steps": "Proxy-SFT steps (0: --sft-steps)",
     "sft_gradient_accumulation": "batches per SFT optimizer step (the launchers' GRAD_ACCUM)",
     "sft_batch_size": "rows per SFT batch (the launchers' BATCH_SIZE)",
     "sft_lr_scheduler": "swift sft --lr_scheduler_type (ms-swift's default: cosine)",
@@ -110,15 +111,15 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     data = runner.run("data", "Check the four training sets", lambda: pipeline.check_training_sets(c),
                       TrainingSets, depends=[r.result for r in runner.records if r.name.startswith("data_")])
     data_dir = Path(data.dir)
-    sft_depends = [model, data, c.sft_steps, c.sft_learning_rate, c.sft_warmup_ratio, c.sft_gradient_accumulation,
-                   c.sft_batch_size, c.sft_lr_scheduler, c.sft_weight_decay]
+    sft_settings = [c.sft_learning_rate, c.sft_warmup_ratio, c.sft_gradient_accumulation, c.sft_batch_size,
+                    c.sft_lr_scheduler, c.sft_weight_decay]
     grm, proxy = runner.run_together([
         ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
-            c, "scripts/sft/train_grm_sft.sh", model.model, data_dir / "grm_sft.jsonl", "grm_sft"), SftRun,
-         sft_depends),
+            c, "scripts/sft/train_grm_sft.sh", model.model, data_dir / "grm_sft.jsonl", "grm_sft", c.sft_steps),
+         SftRun, [model, data, c.sft_steps, *sft_settings]),
         ("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
-            c, "scripts/sft/train_proxy_sft.sh", model.model, data_dir / "proxy_sft.jsonl", "proxy_sft"), SftRun,
-         sft_depends),
+            c, "scripts/sft/train_proxy_sft.sh", model.model, data_dir / "proxy_sft.jsonl", "proxy_sft",
+            c.proxy_steps), SftRun, [model, data, c.proxy_steps, *sft_settings]),
     ])
     pairs = runner.run("heldout_pairs", "Write held-out toy pairs (no stage saw them)",
                        lambda: heldout.write_pairs(c.path("heldout", "pairs.jsonl"), c.heldout_pairs, c.heldout_seed),

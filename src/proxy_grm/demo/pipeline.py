@@ -57,6 +57,7 @@ class DemoConfig:
     # rate, a long warm-up and many epochs (the release: lr 5e-6, warm-up 5%, 1 epoch, on a
     # pretrained 7B). With the release's 5% warm-up the first steps at lr 5e-3 set it back.
     sft_steps: int = 100
+    proxy_sft_steps: int = 0  # 0: --sft-steps; the proxy's verdict needs more steps than the GRM's to form
     sft_learning_rate: str = "5e-3"
     sft_warmup_ratio: str = "0.15"
     sft_gradient_accumulation: int = 1
@@ -91,6 +92,10 @@ class DemoConfig:
     @property
     def vllm_python(self) -> Path:
         return self.repo / ".venv-vllm" / "bin" / "python"
+
+    @property
+    def proxy_steps(self) -> int:
+        return self.proxy_sft_steps or self.sft_steps
 
     @property
     def grm_max_new_tokens(self) -> int:
@@ -238,12 +243,12 @@ def _latest_checkpoint(out: Path, launcher: str) -> Path:
 SFT_THREADS = max(1, (os.cpu_count() or 2) // 2)
 
 
-def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str) -> SftRun:
+def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str, steps: int) -> SftRun:
     """Real `swift sft` steps on CPU through the launcher's CPU switch, with the toy settings."""
     out = config.path("checkpoints", name)
     env = _launcher_env(
         config, SFT_DEVICE="cpu", MODEL_PATH=model_dir, DATA_PATH=str(data), OUTPUT_DIR=str(out), NUM_WORKERS="0",
-        DATASET_NUM_PROC="1", SAVE_STEPS=str(config.sft_steps), LOGGING_STEPS="5", SPLIT_RATIO="0",
+        DATASET_NUM_PROC="1", SAVE_STEPS=str(steps), LOGGING_STEPS="5", SPLIT_RATIO="0",
         LEARNING_RATE=config.sft_learning_rate, WARMUP_RATIO=config.sft_warmup_ratio, MAX_LENGTH="4096",
         GRAD_ACCUM=str(config.sft_gradient_accumulation), BATCH_SIZE=str(config.sft_batch_size),
         OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", str(SFT_THREADS)),
@@ -251,7 +256,7 @@ def sft(config: DemoConfig, launcher: str, model_dir: str, data: Path, name: str
     # Gradient checkpointing saves memory a 20M model does not need and costs a second forward pass. The
     # launchers pass extra flags on to `swift sft` last, so these win (ms-swift 4.6.0's TrainingArguments
     # fields, swift/trainers/arguments.py: weight_decay 0.1 and lr_scheduler_type 'cosine' by default).
-    run_logged(["bash", launcher, "--max_steps", str(config.sft_steps), "--gradient_checkpointing", "false",
+    run_logged(["bash", launcher, "--max_steps", str(steps), "--gradient_checkpointing", "false",
                 "--lr_scheduler_type", config.sft_lr_scheduler, "--weight_decay", config.sft_weight_decay],
                config.path("logs", f"sft_{name}.log"), env, launcher)
     checkpoint = _latest_checkpoint(out, launcher)

@@ -14,6 +14,7 @@ no and a counterfactual rubric (``PROXY_RUBRICS``). ``--instruction short`` repl
 instruction (~400 tokens) with one line, the pair template unchanged, to see what the instruction's length costs.
 
     python -m proxy_grm.toy.probe --out outputs/probe --steps 1200 [--target proxy] [--instruction short]
+    python -m proxy_grm.toy.probe --checkpoint outputs/demo/checkpoints/grm_sft/v0-.../checkpoint-100
 """
 
 from __future__ import annotations
@@ -147,6 +148,27 @@ def generated_accuracy(model: Any, tokenizer: Any, examples: list[Example]) -> f
     return round(right / len(examples), 3)
 
 
+def heldout_examples(processor: Any, pairs: int, seed: int, instruction: str = "release",
+                     rubric: str | None = None) -> list[Example]:
+    """``pairs`` toy pairs no training step draws (keys from 9,000,000), none of the teacher's blind spot,
+    each in both orders."""
+    keys = [key for key in range(9_000_000, 9_000_000 + 2 * pairs)
+            if list(COLOURS)[key % len(COLOURS)] != BLIND_COLOUR][:pairs]
+    return [make_example(processor, key, random.Random(f"{seed}-{key}"), swap, instruction, rubric)
+            for key in keys for swap in (0, 1)]
+
+
+def probe_checkpoint(checkpoint: str | Path, pairs: int = 32, seed: int = 0) -> dict[str, float]:
+    """The teacher-forced probes of a trained GRM checkpoint (``swift sft``'s, say) on held-out pairs: what it
+    has learned of each decisive token, read without letting an earlier wrong token decide the later ones."""
+    import torch
+    from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
+
+    processor = AutoProcessor.from_pretrained(checkpoint)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(checkpoint, dtype=torch.float32)
+    return probe(model, processor.tokenizer, heldout_examples(processor, pairs, seed))
+
+
 def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_every: int, heldout: int,
         seed: int = 0, target: str = "grm", layers: int = 2) -> list[dict[str, float]]:
     """Train the GRM or (``target`` "proxy", on the teacher's rubrics) the proxy and probe it; the log (one
@@ -162,13 +184,9 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
         make_tiny_model(model_dir, seed=seed, layers=layers)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).train()
-    colours = list(COLOURS)
-    train_keys = [key for key in range(4000) if colours[key % len(colours)] != BLIND_COLOUR]
-    heldout_keys = [key for key in range(9_000_000, 9_000_000 + 2 * heldout)
-                    if colours[key % len(colours)] != BLIND_COLOUR][:heldout]
+    train_keys = [key for key in range(4000) if list(COLOURS)[key % len(COLOURS)] != BLIND_COLOUR]
     train_rubric = None if target == "grm" else "teacher"
-    held = {kind: [make_example(processor, key, random.Random(f"{seed}-{key}"), swap, instruction, kind)
-                   for key in heldout_keys for swap in (0, 1)]
+    held = {kind: heldout_examples(processor, heldout, seed, instruction, kind)
             for kind in ([None] if target == "grm" else PROXY_RUBRICS)}
     # Fused AdamW: the same update in one kernel; the tied 151,936-row embedding makes the unfused step
     # ~5x slower on CPU (0.36 s against 0.07 s per step, measured).
@@ -203,7 +221,9 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, required=True, help="folder for the tiny model and probe.jsonl")
+    parser.add_argument("--out", type=Path, help="folder for the tiny model and probe.jsonl")
+    parser.add_argument("--checkpoint", type=Path,
+                        help="probe this trained GRM checkpoint on the held-out pairs instead of training one")
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--target", choices=("grm", "proxy"), default="grm",
                         help="the GRM's critique, or the proxy's judgement by the teacher's rubric")
@@ -221,6 +241,11 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.checkpoint:
+        print(json.dumps(probe_checkpoint(args.checkpoint, args.heldout, args.seed)))
+        return
+    if args.out is None:
+        parser.error("--out is required unless --checkpoint is given")
     args.out.mkdir(parents=True, exist_ok=True)
     run(args.out, args.steps, args.instruction, args.lr, args.batch, args.eval_every, args.heldout, args.seed,
         args.target, args.layers)
