@@ -44,6 +44,7 @@ HELP = {
     "sft_batch_size": "rows per SFT batch (the launchers' BATCH_SIZE)",
     "sft_lr_scheduler": "swift sft --lr_scheduler_type (ms-swift's default: cosine)",
     "sft_weight_decay": "swift sft --weight_decay (ms-swift's default: 0.1)",
+    "grpo_temperature": "the GRPO rollouts' sampling temperature (the launcher's TEMPERATURE)",
     "ablation": "also run GRPO without the proxy reward (accuracy and format only), same seed and steps",
 }
 NOT_FLAGS = ("out_dir", "repo")
@@ -151,7 +152,7 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
                    lambda: pipeline.score_rollouts_all_modes(c, proxy_url(), grm.checkpoint, model.model),
                    RewardLoop, depends=[grm, proxy_depends, c.rollout_groups])
         grpo_depends = [grm, proxy_depends, c.grpo_steps, c.grpo_prompts_per_step, c.grpo_generations,
-                        c.grpo_learning_rate, c.fluency_pairs]
+                        c.grpo_learning_rate, c.fluency_pairs, c.grpo_temperature]
         runs = {"grpo": True, "grpo_no_proxy": False} if c.ablation else {"grpo": True}
         grpos = {name: runner.run(name, "GRM GRPO " + ("with the proxy reward" if use_proxy else
                                                         "without the proxy reward (ablation)")

@@ -79,6 +79,9 @@ class DemoConfig:
     grpo_prompts_per_step: int = 2
     grpo_generations: int = 4
     grpo_learning_rate: str = "1e-4"
+    # The launcher's default. An SFT checkpoint trained to a low loss samples nearly the same critique at 1.0;
+    # GRPO learns only where a group's rollouts differ.
+    grpo_temperature: str = "1.0"
     heldout_pairs: int = 40
     heldout_seed: int = 0
     ablation: bool = False
@@ -285,6 +288,7 @@ def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str, name: str = "g
         BATCH_SIZE=str(config.grpo_generations * config.grpo_prompts_per_step), LR=config.grpo_learning_rate,
         KL_LOSS_COEF="0", MAX_RESPONSE_LENGTH=str(config.grm_max_new_tokens), MAX_STEPS=str(config.grpo_steps),
         SAVE_STEPS=str(config.grpo_steps), LOGGING_STEPS="1", PROXY_WAIT_S="300", USE_PROXY=str(int(use_proxy)),
+        TEMPERATURE=config.grpo_temperature,
     )
     run_logged(["bash", GRPO_LAUNCHER, "--seed", "0"], config.path("logs", f"{name}_grm.log"), env, GRPO_LAUNCHER)
     checkpoint = _latest_checkpoint(out, GRPO_LAUNCHER)

@@ -118,7 +118,7 @@ def _count(part: int, whole: int) -> str:
     return f"{part}/{whole} ({_pct(part / whole if whole else None)})"
 
 
-def _grpo(results: DemoResults, plots: Path) -> list[str]:
+def _grpo(results: DemoResults, plots: Path, config: Any) -> list[str]:
     result = results.grpo
     assert result is not None  # write_report calls this only when GRPO ran
     steps = result.steps
@@ -140,7 +140,9 @@ def _grpo(results: DemoResults, plots: Path) -> list[str]:
             "by `compute_score` (`ms_swift/proxy_grm_reward.py`), which sent its rubric to the proxy service. Per "
             "step, means over the step's rollouts (rubric names the colour: the right evidence, the image's true "
             "colour, read from each rollout's image; chance one in five; leaking: the rubric names a response by "
-            "position or as the winner, `parsing.rubric_leak`; proxy calls and failures: counts):", "",
+            "position or as the winner, `parsing.rubric_leak`; proxy calls and failures: counts). Toy settings: "
+            f"{config.grpo_prompts_per_step} prompts x {config.grpo_generations} rollouts per step, learning rate "
+            f"{config.grpo_learning_rate}, temperature {config.grpo_temperature}, no KL term:", "",
             *_table(["step", "rollouts", "reward", "accuracy a'", "proxy p'", "format", "with rubric",
                      "rubric names the colour", "leaking", "proxy calls", "proxy failures"], rows),
             f"Weights updated: {result.tensors_changed} of {result.tensors} tensors differ from the SFT "
@@ -340,7 +342,7 @@ def write_report(config: Any, records: list[StageRecord], total_s: float) -> Pat
     if results.rewards:
         lines += _rewards(results.rewards, plots)
     if results.grpo:
-        lines += _grpo(results, plots)
+        lines += _grpo(results, plots, config)
     for tag, evaluation in (("sft", results.eval_sft), ("grpo", results.eval_grpo)):
         if evaluation:
             lines += _eval(tag, evaluation, plots)
