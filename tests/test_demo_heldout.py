@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from proxy_grm.demo.heldout import SLICES, rubric_evidence
+from proxy_grm.demo.heldout import SLICES, proxy_accuracy, rubric_evidence
+from proxy_grm.images import DATA_URI_PREFIX
+from proxy_grm.toy.colour_task import COLOURS, draw_image
 from proxy_grm.toy.teacher_stub import stub_rubric
 
 
@@ -29,3 +31,30 @@ def test_a_critique_without_a_rubric_names_no_colour(tmp_path: Path) -> None:
     answers.write_text(json.dumps({"colour": "red", "hard": False, "critic": "red <answer>1</answer>",
                                    "critic_swapped": "<rubric>red</rubric>"}) + "\n")
     assert rubric_evidence(answers, SLICES["overall"]) == 1 / 2
+
+
+def test_the_proxy_is_scored_per_rubric_overall_and_off_the_blind_spot(tmp_path: Path) -> None:
+    """Through the real proxy app, judging by the rubric's words (the stub's ``--gullible``): the teacher's
+    rubric is right off its blind spot and wrong on it (it names the wrong response's colour there)."""
+    import base64
+
+    from reward_stub_proxy import start_stub
+
+    rows = []
+    for key, distractor in ((0, "blue"), (2, "red"), (3, "green")):  # red, blue, yellow images
+        colour = list(COLOURS)[key]
+        image = f"{DATA_URI_PREFIX}png;base64,{base64.b64encode(draw_image(key)).decode()}"
+        rows.append({"image": image, "prompt": "What colour fills most of this image?", "colour": colour,
+                     "chosen": f"It is mostly {colour}.", "rejected": f"It is mostly {distractor}.", "reverse": False,
+                     **_row(colour, colour == "yellow", colour, colour)})
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    server, base = start_stub(tmp_path, "--gullible")
+    try:
+        result = proxy_accuracy(base, answers)
+    finally:
+        server.stop()
+    assert result.judged == 6 and result.grm_rubrics == 6
+    assert (result.teacher, result.other["teacher"]) == (4 / 6, 1.0)
+    assert result.rule == result.grm == result.other["rule"] == 1.0
+    assert result.counterfactual == result.other["counterfactual"] == 0.0

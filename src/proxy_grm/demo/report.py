@@ -230,6 +230,7 @@ def learning_figures(results: DemoResults) -> dict[str, Any]:
                            ("grm", proxy and proxy.grm), ("none", proxy and proxy.none),
                            ("counterfactual", proxy and proxy.counterfactual)):
         figures[f"proxy_{kind}_rubric"] = accuracy
+        figures[f"proxy_{kind}_rubric_other"] = proxy and proxy.other.get(kind)
     for name, run in (("grpo", results.grpo), ("grpo_no_proxy", results.grpo_no_proxy)):
         first, last = quarter_means(run.steps if run else [])
         figures[f"{name}_first_quarter_reward"], figures[f"{name}_last_quarter_reward"] = first, last
@@ -260,10 +261,11 @@ def _learning(figures: dict[str, Any]) -> list[str]:
                  _pct(figures[f"grm_{tag}_other"]), "50.0%", _pct(figures[f"grm_{tag}_rubric_names_colour_overall"]),
                  _pct(figures[f"grm_{tag}_rubric_names_colour_other"]), "20.0%"]
                 for tag in ("sft", "grpo", "grpo_no_proxy") if figures[f"grm_{tag}_overall"] is not None]
-    proxy_rows = [[label, _pct(figures[f"proxy_{kind}_rubric"])] for kind, label in (
-        ("teacher", "the teacher's (its blind spot included)"), ("rule", "the rule's (the true colour)"),
-        ("grm", "the GRM-SFT checkpoint's own"), ("none", "none (a neutral rubric)"),
-        ("counterfactual", "counterfactual (the wrong response's colour)"))]
+    proxy_rows = [[label, _pct(figures[f"proxy_{kind}_rubric"]), _pct(figures[f"proxy_{kind}_rubric_other"])]
+                  for kind, label in (("teacher", "the teacher's (its blind spot included)"),
+                                      ("rule", "the rule's (the true colour)"), ("grm", "the GRM-SFT checkpoint's own"),
+                                      ("none", "none (a neutral rubric)"),
+                                      ("counterfactual", "counterfactual (the wrong response's colour)"))]
     targets = [[name, f"{comparison} {bound:g}",
                 "n/a" if figures.get(name) is None else f"{figures[name]:.3f}",
                 {True: "met", False: "not met", None: "not run"}[figures["targets_met"][name]]]
@@ -278,7 +280,7 @@ def _learning(figures: dict[str, Any]) -> list[str]:
             *_table(["checkpoint", "verdict: overall", f"hard slice ({BLIND_COLOUR})", "other", "chance",
                      "rubric names the colour: overall", "other", "chance"], grm_rows),
             "Proxy (the Proxy-SFT checkpoint, through the proxy service) judging the same pairs with each rubric:",
-            "", *_table(["rubric", "accuracy"], proxy_rows),
+            "", *_table(["rubric", "accuracy", f"off the {BLIND_COLOUR} blind spot"], proxy_rows),
             "Targets (`results.json`):", "", *_table(["figure", "target", "value", ""], targets)]
 
 

@@ -141,6 +141,9 @@ class ProxyHeldout(StageResult):
     grm: float
     none: float
     counterfactual: float
+    # Per rubric, on the pairs off the teacher's blind spot: there the teacher's rubric names the wrong
+    # response's colour, so a proxy that follows the rubric scores at most the other pairs' share overall.
+    other: dict[str, float | None]
 
 
 # ---- rewards through verl's loop ----------------------------------------------------------------
