@@ -3,15 +3,19 @@
 A server is started as a real subprocess, in a process group of its own, and
 waited on until its health URL answers; its output goes to a log file whose tail
 is shown when it fails. Stopping it ends the whole group: a vLLM server's engine
-processes would otherwise outlive it.
+processes would otherwise outlive it. vLLM also leaves its ZMQ IPC sockets behind
+(``ipc://$VLLM_RPC_BASE_PATH/<uuid>``, vllm/utils/network_utils.py:get_open_zmq_ipc_path,
+default the temp dir), so each server gets a folder of its own for them, removed at stop.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -52,8 +56,11 @@ class ServerProcess:
     def __init__(self, argv: list[str], health_url: str, log_path: Path, env: dict[str, str] | None = None):
         self.argv, self.health_url, self.log_path = argv, health_url, log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.rpc_dir = tempfile.mkdtemp(prefix="vllm-rpc-")
+        env = dict(os.environ if env is None else env)
+        env.setdefault("VLLM_RPC_BASE_PATH", self.rpc_dir)
         self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env or dict(os.environ),
+        self.proc = subprocess.Popen(argv, stdout=self._log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)
 
     def wait_healthy(self, timeout_s: float = 240.0, headers: dict[str, str] | None = None) -> ServerProcess:
@@ -85,6 +92,7 @@ class ServerProcess:
                 self.proc.wait(timeout=grace_s)
         self._signal_group(signal.SIGKILL)  # also what outlived the server itself
         self.proc.wait()
+        shutil.rmtree(self.rpc_dir, ignore_errors=True)
         if not self._log.closed:
             self._log.close()
 
