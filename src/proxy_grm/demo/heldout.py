@@ -121,10 +121,10 @@ def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
     from proxy_grm.images import load_image
     from proxy_grm.pairs import show
     from proxy_grm.parsing import extract_rubric
-    from proxy_grm.toy.colour_task import BLIND_COLOUR, named_colour, seen_colour
+    from proxy_grm.toy.colour_task import named_colour, seen_colour
 
     items: list[TransferItem] = []
-    hard: list[bool] = []
+    other_slice: list[bool] = []  # the pair is off the teacher's blind spot (SLICES["other"])
     rubrics: dict[str, list[str]] = {kind: [] for kind in RUBRICS}
     grm_rubrics = 0
     for index, (_, row) in enumerate(iter_jsonl(answers)):
@@ -133,7 +133,7 @@ def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
             shown = show(row["chosen"], row["rejected"], reverse)
             items.append(TransferItem(index, row["prompt"], shown.response_1, shown.response_2, row["image"],
                                       shown.label, ""))
-            hard.append(row["colour"] == BLIND_COLOUR)
+            other_slice.append(SLICES["other"](row))
             grm = extract_rubric(critique)
             grm_rubrics += grm is not None
             rubrics["teacher"].append(_rubric(seen))
@@ -147,6 +147,6 @@ def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
     for kind in RUBRICS:
         right = [v == item.answer for v, item in zip(evaluator.judge(items, rubrics[kind]), items)]
         accuracy[kind] = sum(right) / len(items)
-        off_blind_spot = [r for r, h in zip(right, hard) if not h]
+        off_blind_spot = [r for r, keep in zip(right, other_slice) if keep]
         other[kind] = sum(off_blind_spot) / len(off_blind_spot) if off_blind_spot else None
     return ProxyHeldout(judged=len(items), grm_rubrics=grm_rubrics, other=other, **accuracy)

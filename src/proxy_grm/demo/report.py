@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.demo.heldout import RUBRICS
 from proxy_grm.demo.results import DemoResults, Evaluation, GrpoStep, PreparedData, RewardLoop, RubricTransfer
 from proxy_grm.demo.stages import StageRecord
 from proxy_grm.toy.colour_task import BLIND_COLOUR, RULE
@@ -226,10 +227,8 @@ def learning_figures(results: DemoResults) -> dict[str, Any]:
             figures[f"grm_{tag}_{slice_}"] = accuracy
             figures[f"grm_{tag}_rubric_names_colour_{slice_}"] = evidence
     proxy = results.heldout_proxy
-    for kind, accuracy in (("teacher", proxy and proxy.teacher), ("rule", proxy and proxy.rule),
-                           ("grm", proxy and proxy.grm), ("none", proxy and proxy.none),
-                           ("counterfactual", proxy and proxy.counterfactual)):
-        figures[f"proxy_{kind}_rubric"] = accuracy
+    for kind in RUBRICS:
+        figures[f"proxy_{kind}_rubric"] = proxy and getattr(proxy, kind)
         figures[f"proxy_{kind}_rubric_other"] = proxy and proxy.other.get(kind)
     for name, run in (("grpo", results.grpo), ("grpo_no_proxy", results.grpo_no_proxy)):
         first, last = quarter_means(run.steps if run else [])
