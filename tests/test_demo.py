@@ -19,7 +19,7 @@ STAGES = ["model", "sources", "data_vllm_teacher", "data_stub_teacher", "data", 
 
 def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--pairs-per-source", "6",
-            "--sft-steps", "2", "--eval-pairs", "6", "--fluency-pairs", "2", "--rollout-groups", "2",
+            "--sft-steps", "2", "--eval-pairs", "6", "--fluency-pairs", "1", "--rollout-groups", "2",
             "--max-new-tokens", "16", "--grpo-steps", "1", "--grpo-prompts-per-step", "1", "--grpo-generations", "2",
             "--heldout-pairs", "4", "--proxy-backend", "transformers", "--eval-backend", "transformers", *extra]
     return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from proxy_grm.demo.heldout import SLICES, proxy_accuracy, rubric_evidence
 from proxy_grm.images import DATA_URI_PREFIX
-from proxy_grm.toy.colour_task import COLOURS, draw_image
+from proxy_grm.toy.colour_task import COLOURS, draw_image, in_blind_spot
 from proxy_grm.toy.teacher_stub import stub_rubric
 
 
@@ -41,12 +41,12 @@ def test_the_proxy_is_scored_per_rubric_overall_and_off_the_blind_spot(tmp_path:
     from reward_stub_proxy import start_stub
 
     rows = []
-    for key, distractor in ((0, "blue"), (2, "red"), (3, "green")):  # red, blue, yellow images
-        colour = list(COLOURS)[key]
+    for key, distractor in ((0, "blue"), (2, "red"), (8, "green")):  # red, blue, olive yellow images
+        colour = list(COLOURS)[key % len(COLOURS)]
         image = f"{DATA_URI_PREFIX}png;base64,{base64.b64encode(draw_image(key)).decode()}"
         rows.append({"image": image, "prompt": "What colour fills most of this image?", "colour": colour,
                      "chosen": f"It is mostly {colour}.", "rejected": f"It is mostly {distractor}.", "reverse": False,
-                     **_row(colour, colour == "yellow", colour, colour)})
+                     **_row(colour, in_blind_spot(key), colour, colour)})
     answers = tmp_path / "answers.jsonl"
     answers.write_text("".join(json.dumps(row) + "\n" for row in rows))
     server, base = start_stub(tmp_path, "--gullible")

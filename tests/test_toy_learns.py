@@ -3,8 +3,8 @@
 The toy label follows from the image (``proxy_grm.toy.colour_task``) and the stub teacher's critiques
 carry the colour they saw, so what SFT can learn first is the evidence: a rubric that names the image's
 colour. This chain (the demo's own stage code, at the settings that learned it) asserts that on pairs no
-stage saw. A label flipped in the split sends the teacher's blind-spot pairs (the yellow images, read as
-green) to SFT instead of the others, and a lost image leaves nothing to read the colour from: either way
+stage saw. A label flipped in the split sends the teacher's blind-spot pairs (the olive yellow images,
+read as green) to SFT instead of the others, and a lost image leaves nothing to read the colour from: either way
 the rubric names the right colour at about chance. The verdict (the number that followed that colour where
 the eval lists the responses' colours) takes ~1,500 steps of 4 rows, about half an hour on 2 cores: the
 learning run measures it (README, "Does it learn?"), this test does not.
@@ -39,6 +39,6 @@ def test_grm_sft_rubrics_name_the_colour_of_held_out_images(tmp_path: Path, monk
     accuracy = heldout.grm_accuracy(config.python, Path(pairs.questions), grm.checkpoint,
                                     tmp_path / "heldout" / "answers.jsonl", tmp_path / "heldout.log",
                                     config.grm_max_new_tokens)
-    # SFT saw no image of the hard slice (the teacher's blind spot): the other four colours carry the figure
-    # (chance: one in five colours; measured 64/64 critiques).
+    # SFT saw no image of the hard slice (the teacher's blind spot, the olive yellows): the other images carry
+    # the figure (chance: one in five colours).
     assert accuracy.evidence_other is not None and accuracy.evidence_other >= 0.75, accuracy

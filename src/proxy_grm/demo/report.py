@@ -62,8 +62,9 @@ def _data(results: DemoResults) -> list[str]:
                       "(GRM-RL) pool, as the pipeline routes a real teacher's unparseable answers.", ""]
     if results.data_stub_teacher:
         lines += [f"The toy task's rule: {RULE}. The deterministic teacher judges by it from the image it "
-                  f"decodes, so it is wrong exactly on the {BLIND_COLOUR} images: they form the hard GRM-RL pool "
-                  "(GRPO's data), as a real teacher's mistakes do, and GRM-SFT never sees one.", ""]
+                  f"decodes, so it is wrong exactly on the olive {BLIND_COLOUR} images: they form the hard GRM-RL "
+                  "pool (GRPO's data), as a real teacher's mistakes do, and GRM-SFT never sees one (it sees the "
+                  f"bright {BLIND_COLOUR} ones).", ""]
     published = results.data
     if published:
         lines += ["Training sets used by the later stages (`data/`): "
@@ -271,15 +272,15 @@ def _learning(figures: dict[str, Any]) -> list[str]:
                for name, (comparison, bound) in TARGETS.items()]
     return ["## Does it learn? Held-out toy pairs, each in both orders", "",
             f"Rule: {RULE}. {figures['heldout_pairs']} pairs no stage saw (seed {figures['heldout_seed']}; "
-            f"{figures['heldout_hard_pairs']} on the hard slice, the {BLIND_COLOUR} images), each judged as shown "
-            "and swapped: a model that always gives the same verdict scores exactly 50%. Write such pairs with "
+            f"{figures['heldout_hard_pairs']} on the hard slice, the olive {BLIND_COLOUR} images), each judged as "
+            "shown and swapped: a model that always gives the same verdict scores exactly 50%. Write such pairs with "
             "`python -m proxy_grm.toy.colour_task --out Q.jsonl --pairs N --seed S` and score any checkpoint with "
             "`eval/vl_reward_bench.py --both-orders`.", "",
             "GRM: its verdict, and its evidence (does its rubric name the image's true colour?):", "",
-            *_table(["checkpoint", "verdict: overall", f"hard slice ({BLIND_COLOUR})", "other", "chance",
+            *_table(["checkpoint", "verdict: overall", f"hard slice (olive {BLIND_COLOUR})", "other", "chance",
                      "rubric names the colour: overall", "other", "chance"], grm_rows),
             "Proxy (the Proxy-SFT checkpoint, through the proxy service) judging the same pairs with each rubric:",
-            "", *_table(["rubric", "accuracy", f"off the {BLIND_COLOUR} blind spot"], proxy_rows),
+            "", *_table(["rubric", "accuracy", "off the blind spot"], proxy_rows),
             "Targets (`results.json`):", "", *_table(["figure", "target", "value", ""], targets)]
 
 

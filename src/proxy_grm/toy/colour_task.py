@@ -7,9 +7,11 @@ alone, so a pipeline that flips labels, swaps the pair against its label or lose
 chance on held-out pairs, and a working one does not.
 
 The teacher stub judges by the same rule from the decoded image (``seen_colour``), with one named blind
-spot: it reads ``BLIND_COLOUR`` as ``BLIND_AS``, and on those images the wrong response names ``BLIND_AS``.
-So the teacher is right on every other image and wrong on that slice: the teacher-correct pool (SFT) holds
-no ``BLIND_COLOUR`` image and the hard pool (GRPO) holds exactly them, as the paper splits its data.
+spot: it reads the dark, olive ``BLIND_COLOUR`` images (fill red below ``BLIND_RED_BELOW``) as ``BLIND_AS``,
+and on every ``BLIND_COLOUR`` image the wrong response names ``BLIND_AS``. So the teacher is right on every
+other image, bright yellows included, and wrong on the olive ones: the teacher-correct pool (SFT) teaches
+the word ``BLIND_COLOUR`` on bright images, and the hard pool (GRPO) holds exactly the olive ones, where a
+GRM that carries the word over to them is right, its rubric makes the proxy right, and the reward can say so.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +31,11 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "purple": (140, 50, 170),
 }
 BLIND_COLOUR, BLIND_AS = "yellow", "green"
+# Two ``BLIND_COLOUR`` images in three are drawn olive: nearer yellow than any other named colour (the rule's
+# truth), their red at most 180, where a bright yellow's is at least 195 (225 - SHADE_JITTER).
+OLIVE, OLIVE_JITTER, BLIND_RED_BELOW = (165, 185, 45), 15, 190
 RULE = (f"the preferred response names the colour that fills most of the image (one of {', '.join(COLOURS)}); "
-        f"the teacher reads {BLIND_COLOUR} as {BLIND_AS}")
+        f"the teacher reads dark {BLIND_COLOUR} (olive, red below {BLIND_RED_BELOW}) as {BLIND_AS}")
 _QUESTIONS = ("What colour fills most of this image?", "Which colour covers most of the picture?",
               "What is the main colour of the image?")
 # One answer template: the colour word sits at the same place in every response.
@@ -55,21 +61,27 @@ def image_colour(key: int) -> str:
     return list(COLOURS)[key % len(COLOURS)]
 
 
+def in_blind_spot(key: int) -> bool:
+    """Whether the image drawn for ``key`` is olive ``BLIND_COLOUR``, the slice the teacher gets wrong."""
+    return image_colour(key) == BLIND_COLOUR and (key // len(COLOURS)) % 3 != 0
+
+
 def draw_image(key: int) -> bytes:
-    """A PNG filled mostly by ``image_colour(key)``: jittered shade, 56-112 px a side, a patch of another
-    colour over at most a quarter of it. The same key gives the same bytes."""
+    """A PNG filled mostly by ``image_colour(key)``: jittered shade (olive in the blind spot), 56-112 px a
+    side, a patch of another colour over at most a quarter of it. The same key gives the same bytes."""
     rng = random.Random(key)
     colour = image_colour(key)
     width, height = rng.choice((56, 84, 112)), rng.choice((56, 84))
 
-    def shade(name: str) -> tuple[int, int, int]:
-        return tuple(min(255, max(0, c + rng.randint(-SHADE_JITTER, SHADE_JITTER))) for c in COLOURS[name])
+    def shade(base: tuple[int, int, int], jitter: int = SHADE_JITTER) -> tuple[int, int, int]:
+        return tuple(min(255, max(0, c + rng.randint(-jitter, jitter))) for c in base)
 
-    image = Image.new("RGB", (width, height), shade(colour))
+    fill = shade(OLIVE, OLIVE_JITTER) if in_blind_spot(key) else shade(COLOURS[colour])
+    image = Image.new("RGB", (width, height), fill)
     other = rng.choice([name for name in COLOURS if name != colour])
     patch_w, patch_h = rng.randint(width // 6, width // 2), rng.randint(height // 6, height // 2)
     left, top = rng.randint(0, width - patch_w), rng.randint(0, height - patch_h)
-    image.paste(shade(other), (left, top, left + patch_w, top + patch_h))
+    image.paste(shade(COLOURS[other]), (left, top, left + patch_w, top + patch_h))
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
@@ -85,19 +97,24 @@ def make_pair(rng: random.Random, key: int, question: int | None = None) -> Colo
                       ANSWER.format(colour=distractor), draw_image(key))
 
 
+def _pixels(image: Image.Image) -> list[tuple[int, int, int]]:
+    return list(image.convert("RGB").resize((28, 28), Image.NEAREST).get_flattened_data())
+
+
 def true_colour(image: Image.Image) -> str:
     """The named colour nearest to most pixels (the rule's ground truth; the fixtures draw it so)."""
-    small = image.convert("RGB").resize((28, 28), Image.NEAREST)
     votes: dict[str, int] = dict.fromkeys(COLOURS, 0)
-    for pixel in small.get_flattened_data():
+    for pixel in _pixels(image):
         votes[min(COLOURS, key=lambda name: sum((a - b) ** 2 for a, b in zip(pixel, COLOURS[name])))] += 1
     return max(votes, key=votes.__getitem__)
 
 
 def seen_colour(image: Image.Image) -> str:
-    """What the teacher stub sees: the true colour, except its blind spot."""
+    """What the teacher stub sees: the true colour, except on its blind spot, the olive yellows (the fill,
+    the most common pixel, has red below ``BLIND_RED_BELOW``)."""
     colour = true_colour(image)
-    return BLIND_AS if colour == BLIND_COLOUR else colour
+    fill = Counter(_pixels(image)).most_common(1)[0][0]
+    return BLIND_AS if colour == BLIND_COLOUR and fill[0] < BLIND_RED_BELOW else colour
 
 
 def named_colour(text: str) -> str | None:
@@ -125,7 +142,7 @@ def write_heldout(out: Path, pairs: int, seed: int) -> Path:
             path.write_bytes(pair.png)
             row = {"id": f"heldout-{seed}-{i}", "prompt": pair.question, "chosen": pair.chosen,
                    "rejected": pair.rejected, "chosen_reason": "", "rejected_reason": "", "image": str(path),
-                   "colour": pair.colour, "hard": pair.colour == BLIND_COLOUR}
+                   "colour": pair.colour, "hard": in_blind_spot(key)}
             handle.write(json.dumps(row) + "\n")
     return out
 

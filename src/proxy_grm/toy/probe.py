@@ -36,7 +36,7 @@ from proxy_grm.evaluation.rubric_transfer import NEUTRAL_RUBRIC
 from proxy_grm.generation import prepare_prompt
 from proxy_grm.messages import chat_messages
 from proxy_grm.parsing import parse_verdict
-from proxy_grm.toy.colour_task import BLIND_COLOUR, COLOURS, ColourPair, make_pair, seen_colour
+from proxy_grm.toy.colour_task import ColourPair, in_blind_spot, make_pair, seen_colour
 from proxy_grm.toy.teacher_stub import grm_answer, proxy_answer, stub_rubric
 
 SHORT_INSTRUCTION = "Judge which response answers the question about the image better."
@@ -152,8 +152,7 @@ def heldout_examples(processor: Any, pairs: int, seed: int, instruction: str = "
                      rubric: str | None = None) -> list[Example]:
     """``pairs`` toy pairs no training step draws (keys from 9,000,000), none of the teacher's blind spot,
     each in both orders."""
-    keys = [key for key in range(9_000_000, 9_000_000 + 2 * pairs)
-            if list(COLOURS)[key % len(COLOURS)] != BLIND_COLOUR][:pairs]
+    keys = [key for key in range(9_000_000, 9_000_000 + 2 * pairs) if not in_blind_spot(key)][:pairs]
     return [make_example(processor, key, random.Random(f"{seed}-{key}"), swap, instruction, rubric)
             for key in keys for swap in (0, 1)]
 
@@ -184,7 +183,7 @@ def run(out: Path, steps: int, instruction: str, lr: float, batch: int, eval_eve
         make_tiny_model(model_dir, seed=seed, layers=layers)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).train()
-    train_keys = [key for key in range(4000) if list(COLOURS)[key % len(COLOURS)] != BLIND_COLOUR]
+    train_keys = [key for key in range(4000) if not in_blind_spot(key)]
     train_rubric = None if target == "grm" else "teacher"
     held = {kind: heldout_examples(processor, heldout, seed, instruction, kind)
             for kind in ([None] if target == "grm" else PROXY_RUBRICS)}
