@@ -75,6 +75,23 @@ def test_a_result_in_depends_counts_by_its_fields(tmp_path: Path, capsys: pytest
     assert out.count(": reused") == 1 and out.count("inputs changed since it ran") == 1, out
 
 
+def test_a_change_upstream_reruns_the_stages_below_it_even_where_a_result_reads_the_same(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """New images under the same paths and counts: the sources stage reruns and returns the same result,
+    and the stage that read the old images must not be reused."""
+    def chain(code: str) -> None:
+        runner = StageRunner(tmp_path)
+        sources = runner.run("sources", "Sources", lambda: Count(rows=3), Count, depends=[code])
+        runner.run("data", "Data", lambda: Count(rows=1), Count, depends=[sources])
+
+    chain("v1")
+    chain("v1")
+    assert capsys.readouterr().out.count(": reused") == 2
+    chain("v2")
+    out = capsys.readouterr().out
+    assert "reused" not in out and out.count("inputs changed since it ran") == 2, out
+
+
 def test_a_stage_returning_another_type_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="stage 'count' returned a dict, not a Count"):
         StageRunner(tmp_path).run("count", "Count", lambda: {"rows": 3}, Count)

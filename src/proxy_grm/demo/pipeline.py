@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -165,6 +166,9 @@ def _prepare(config: DemoConfig, sources: Sources, teacher: str, teacher_url: st
     from proxy_grm.data import split as split_stage
 
     out = config.path("work", f"teacher_{teacher}")
+    # The stage runs only when its inputs changed (or it never finished): the distil cache in ``out`` holds
+    # critiques of the old pairs under the same ids, which the resumable distil would keep.
+    shutil.rmtree(out, ignore_errors=True)
     sets = config.path("data") if teacher == feeding_teacher(config) else out / "sets"
     env = dict(os.environ)
     env.update(

@@ -2,9 +2,11 @@
 
 A stage's result (a pydantic model of counts and paths, ``demo.results``) is stored in
 ``<out>/stages/<name>.json`` when it succeeds, with what the stage depended on (its
-settings and its input stages' results). A rerun reuses the result only when those
-are the same: a rerun with other ``--sft-steps`` trains again, and so does every stage
-that reads the new checkpoint. A stored result that no longer validates as the stage's
+settings and its input stages' results, each with a digest of what *that* stage depended
+on). A rerun reuses the result only when those are the same: a rerun with other
+``--sft-steps`` trains again, and so does every stage that reads the new checkpoint; a
+change upstream reaches every stage below it even where a stage's result reads the same
+(new images under the same paths and counts). A stored result that no longer validates as the stage's
 model (written before a field was renamed) is stale too: the stage runs again. A
 failure raises ``StageFailed`` naming the stage.
 """
@@ -43,6 +45,8 @@ class StageRecord:
 class StageRunner:
     out_dir: Path
     records: list[StageRecord] = field(default_factory=list)
+    # id(result) -> a digest of the depends it was produced (or reused) under; the results live in ``records``.
+    _provenance: dict[int, str] = field(default_factory=dict)
 
     @property
     def state_dir(self) -> Path:
@@ -69,7 +73,8 @@ class StageRunner:
                  depends: Any) -> StageRecord:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         state = self.state_dir / f"{name}.json"
-        key = json.loads(json.dumps(depends, sort_keys=True, default=_jsonable))
+        key = json.loads(json.dumps(depends, sort_keys=True, default=self._jsonable))
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         if state.exists():
             stored = json.loads(state.read_text())
             if stored.get("depends") == key:
@@ -80,6 +85,7 @@ class StageRunner:
                           f"({_first_error(error)}), running it again", flush=True)
                 else:
                     print(f"[{index}] {title}: reused ({stored['seconds']:.1f}s when it ran)", flush=True)
+                    self._provenance[id(result)] = digest
                     return StageRecord(name, title, stored["seconds"], True, result)
             else:
                 print(f"[{index}] {title}: its settings or inputs changed since it ran, running it again", flush=True)
@@ -96,12 +102,17 @@ class StageRunner:
         state.write_text(json.dumps({"seconds": seconds, "depends": key, "result": result.model_dump(mode="json")},
                                     indent=1))
         print(f"[{index}] {title}: done in {seconds:.1f}s", flush=True)
+        self._provenance[id(result)] = digest
         return StageRecord(name, title, seconds, False, result)
 
+    def _jsonable(self, value: Any) -> Any:
+        """A stage result in ``depends`` counts by its fields (as stored) and, when this runner produced it, by
+        what its stage depended on; anything else by its text (a path)."""
+        if isinstance(value, BaseModel):
+            return {"result": value.model_dump(mode="json"), "inputs": self._provenance.get(id(value))}
+        return str(value)
 
-def _jsonable(value: Any) -> Any:
-    """A stage result in ``depends`` counts by its fields (as stored); anything else by its text (a path)."""
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
+
 
 
 def _first_error(error: ValidationError) -> str:
