@@ -83,6 +83,11 @@ def test_rows_without_ids_get_stable_content_ids() -> None:
            "rejected": {"value": "b"}, "images": ["x.png"]}
     assert rlhf_v.convert(row).id == rlhf_v.convert(dict(row)).id
     assert rlhf_v.convert(row).id != rlhf_v.convert({**row, "chosen": {"value": "c"}}).id
+    # The same question and responses about another image is another pair (the dedup keeps both).
+    assert rlhf_v.convert(row).id != rlhf_v.convert({**row, "images": ["y.png"]}).id
+    as_bytes = {**row, "images": [{"bytes": b"png-1", "path": None}]}
+    assert rlhf_v.convert(as_bytes).id == rlhf_v.convert(dict(as_bytes)).id
+    assert rlhf_v.convert(as_bytes).id != rlhf_v.convert({**row, "images": [{"bytes": b"png-2"}]}).id
 
 
 def test_stage1_counts_skips_by_reason_and_writes_each_image_once(fixtures, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from proxy_grm.demo.results import (
     ProxyHeldout,
     StageResult,
 )
-from proxy_grm.demo.stages import StageRecord, StageRunner
+from proxy_grm.demo.stages import StageRecord, StageRunner, source_digest
 from proxy_grm.reward import SCORE_KEYS
 from proxy_grm.reward.step_metrics import step_summary
 from proxy_grm.toy.colour_task import draw_image, image_colour
@@ -90,6 +90,20 @@ def test_a_change_upstream_reruns_the_stages_below_it_even_where_a_result_reads_
     chain("v2")
     out = capsys.readouterr().out
     assert "reused" not in out and out.count("inputs changed since it ran") == 2, out
+
+
+def test_a_package_digest_changes_with_any_module_in_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    package = tmp_path / "toy_pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "sub" / "split.py").write_text("LABEL = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("toy_pkg")
+    before = source_digest(module)
+    (package / "sub" / "split.py").write_text("LABEL = 2\n")
+    assert source_digest(module) != before
 
 
 def test_a_stage_returning_another_type_fails_at_once(tmp_path: Path) -> None:

@@ -72,5 +72,5 @@ def convert(row: dict[str, Any]) -> SourcePair:
         raise SkipRow("unparseable_pair")
     question, first, second = (_unbracket(match.group(k)) for k in ("question", "first", "second"))
     chosen, rejected = (first, second) if parse_winner(judge) == 1 else (second, first)
-    row_id = str(row.get("id") or content_id(question, first, second))
+    row_id = str(row.get("id") or content_id(question, first, second, image=row.get("image")))
     return checked_pair(f"{SOURCE}:{row_id}", SOURCE, row.get("image"), question, chosen, rejected)

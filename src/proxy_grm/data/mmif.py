@@ -26,5 +26,5 @@ def convert(row: dict[str, Any]) -> SourcePair:
     turns = row.get("conversations") or []
     question = text_field(turns[0]).replace("<image>", "").strip() if turns else ""
     chosen, rejected = text_field(row.get("chosen")), text_field(row.get("rejected"))
-    row_id = str(row.get("id") or content_id(question, chosen, rejected))
+    row_id = str(row.get("id") or content_id(question, chosen, rejected, image=row.get("images")))
     return checked_pair(f"{SOURCE}:{row_id}", SOURCE, row.get("images"), question, chosen, rejected)

@@ -33,10 +33,15 @@ class SourcePair:
     dispreferred: str
 
 
-def content_id(*parts: str) -> str:
-    """A stable 16-hex id from text parts, for sources whose rows carry no id of their own."""
-    digest = hashlib.sha1("\x1f".join(parts).encode()).hexdigest()
-    return digest[:16]
+def content_id(*parts: str, image: Any = None) -> str:
+    """A stable 16-hex id from text parts and the row's image (its bytes' digest or its path), for sources
+    whose rows carry no id of their own: one question and response pair about two images is two pairs."""
+    try:
+        source = image_source(image) if image is not None else ""
+    except SkipRow:  # the pair is skipped for it later; its id does not matter
+        source = ""
+    ref = hashlib.sha1(source).hexdigest() if isinstance(source, bytes) else source
+    return hashlib.sha1("\x1f".join((*parts, ref)).encode()).hexdigest()[:16]
 
 
 def text_field(value: Any) -> str:

@@ -26,6 +26,6 @@ def convert(row: dict[str, Any]) -> SourcePair:
     question, chosen, rejected = (text_field(row.get(k)) for k in ("question", "chosen", "rejected"))
     idx = row.get("idx")
     local_id = f"{row.get('origin_dataset') or row.get('ds_name') or 'x'}-{idx}" if idx is not None else None
-    row_id = local_id or content_id(question, chosen, rejected)
     image = row.get("image") or row.get("image_path")
+    row_id = local_id or content_id(question, chosen, rejected, image=image)
     return checked_pair(f"{SOURCE}:{row_id}", SOURCE, image, question, chosen, rejected)

@@ -6,7 +6,7 @@ Input row::
      "chosen": {"from": "gpt", "value": str}, "rejected": {"from": "gpt", "value": str},
      "images": [path | {"bytes": b"...", "path": str}]}
 
-Rows carry no id: the pair id is a hash of the question and the two responses.
+Rows carry no id: the pair id is a hash of the question, the two responses and the image.
 """
 
 from __future__ import annotations
@@ -32,5 +32,5 @@ def convert(row: dict[str, Any]) -> SourcePair:
     """One row -> ``SourcePair`` (raises ``SkipRow``)."""
     question = first_user_text(row.get("conversations"))
     chosen, rejected = text_field(row.get("chosen")), text_field(row.get("rejected"))
-    row_id = str(row.get("id") or content_id(question, chosen, rejected))
+    row_id = str(row.get("id") or content_id(question, chosen, rejected, image=row.get("images")))
     return checked_pair(f"{SOURCE}:{row_id}", SOURCE, row.get("images"), question, chosen, rejected)

@@ -98,7 +98,13 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     sources = runner.run("sources", "Make the four sources in their released shapes (the toy colour task)",
                          lambda: pipeline.make_sources(c), Sources,
                          depends=[c.pairs_per_source, source_digest(source_fixtures, colour_task)])
-    data_depends = [sources, c.max_new_tokens, c.teacher]
+    import proxy_grm.data
+    from proxy_grm import messages, parsing, prompts
+
+    # The data stages run the loaders, filters, distil and split (proxy_grm.data) and the prompts and parsers
+    # the training rows are made with: a change there (a flipped label, say) makes new training sets.
+    data_depends = [sources, c.max_new_tokens, c.teacher,
+                    source_digest(proxy_grm.data, messages, parsing, prompts)]
     if c.teacher in ("vllm", "both"):
         runner.run("data_vllm_teacher", "Load, filter, distil (vLLM teacher server), split",
                    lambda: pipeline.prepare_with_vllm_teacher(c, sources, model.model), PreparedData,

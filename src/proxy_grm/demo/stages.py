@@ -121,8 +121,11 @@ def _first_error(error: ValidationError) -> str:
 
 
 def source_digest(*modules: ModuleType) -> str:
-    """A digest of the modules' source: a stage that runs their code reruns when the code changes."""
+    """A digest of the modules' source (a package's: every module in its folder): a stage that runs their
+    code reruns when the code changes."""
     digest = hashlib.sha256()
     for module in modules:
-        digest.update(Path(str(module.__file__)).read_bytes())
+        path = Path(str(module.__file__))
+        for file in sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]:
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
