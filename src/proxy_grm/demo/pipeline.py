@@ -71,7 +71,7 @@ class DemoConfig:
     eval_backend: str = "transformers"
     eval_pairs: int = 16
     # The last GRM-RL rows: prompts neither SFT (teacher-correct pairs) nor GRPO (the other rows) saw.
-    # GRM-RL is the hard pool (the teacher's blind spot, the olive yellows, about 2 pairs in 15: 10 rows at
+    # GRM-RL is the hard pool (the teacher's blind spot, the olive yellows, about 2 pairs in 15: 12 rows at
     # 24 pairs per source); GRPO trains on what the fluency check leaves.
     fluency_pairs: int = 4
     rollout_groups: int = 4
