@@ -1,4 +1,4 @@
-"""The toy task's rule: the image decides the label, and the stub teacher's blind spot is exactly the olive yellows."""
+"""The toy task's rule: the image decides the label, and the stub teacher's blind spot is exactly the banded yellows."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_every_drawn_image_decodes_to_its_colour() -> None:
         image = Image.open(io.BytesIO(make_pair(random.Random(key), key).png))
         assert true_colour(image) == image_colour(key), key
         assert seen_colour(image) == (BLIND_AS if in_blind_spot(key) else image_colour(key))
-    # Both shades of the blind colour are drawn: SFT learns its name on the bright ones.
+    # Both kinds of blind-colour image are drawn: SFT learns its name on the unbanded ones.
     yellows = [key for key in range(500) if image_colour(key) == BLIND_COLOUR]
     assert 0 < sum(map(in_blind_spot, yellows)) < len(yellows)
 
@@ -58,11 +58,17 @@ def test_verdict_for(colour: str | None, response_1: str, response_2: str, verdi
 
 
 def test_heldout_pairs_are_reproducible_and_labelled(tmp_path: Path) -> None:
-    first = write_heldout(tmp_path / "a" / "q.jsonl", 20, seed=3).read_text()
-    assert write_heldout(tmp_path / "b" / "q.jsonl", 20, seed=3).read_text().replace("/b/", "/a/") == first
-    assert write_heldout(tmp_path / "c" / "q.jsonl", 20, seed=4).read_text() != first.replace("/a/", "/c/")
+    def text(folder: str, seed: int) -> str:
+        return write_heldout(tmp_path / folder / "q.jsonl", 20, seed=seed, hard_pairs=3).read_text()
+
+    first = text("a", 3)
+    assert text("b", 3).replace("/b/", "/a/") == first
+    assert text("c", 4) != first.replace("/a/", "/c/")
     rows = [json.loads(line) for line in first.splitlines()]
-    assert len(rows) == 20 and len({row["id"] for row in rows}) == 20
+    assert len(rows) == 23 and len({row["id"] for row in rows}) == 23
     for row in rows:
         assert true_colour(Image.open(row["image"])) == row["colour"] == named_colour(row["chosen"])
         assert row["hard"] == (seen_colour(Image.open(row["image"])) != row["colour"])
+    # The extra pairs come last, all from the blind spot; the drawn ones are not marked.
+    assert [row["extra_hard"] for row in rows] == [False] * 20 + [True] * 3
+    assert all(row["hard"] for row in rows[20:])

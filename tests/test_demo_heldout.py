@@ -41,7 +41,7 @@ def test_the_proxy_is_scored_per_rubric_overall_and_off_the_blind_spot(tmp_path:
     from reward_stub_proxy import start_stub
 
     rows = []
-    for key, distractor in ((0, "blue"), (2, "red"), (8, "green")):  # red, blue, olive yellow images
+    for key, distractor in ((0, "blue"), (2, "red"), (3, "green")):  # red, blue, banded yellow images
         colour = list(COLOURS)[key % len(COLOURS)]
         image = f"{DATA_URI_PREFIX}png;base64,{base64.b64encode(draw_image(key)).decode()}"
         rows.append({"image": image, "prompt": "What colour fills most of this image?", "colour": colour,

@@ -22,7 +22,7 @@ from proxy_grm.demo.results import (
     ProxyHeldout,
     StageResult,
 )
-from proxy_grm.demo.stages import StageRecord, StageRunner, source_digest
+from proxy_grm.demo.stages import StageRecord, StageRunner, content_digest, source_digest
 from proxy_grm.reward import SCORE_KEYS
 from proxy_grm.reward.step_metrics import step_summary
 from proxy_grm.toy.colour_task import draw_image, image_colour
@@ -106,6 +106,32 @@ def test_a_package_digest_changes_with_any_module_in_it(tmp_path: Path, monkeypa
     assert source_digest(module) != before
 
 
+def test_a_content_digest_follows_the_bytes_not_the_stages_above(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    """An SFT stage keyed by its base model's and set's bytes is reused when the data stage reran and wrote the
+    same rows, and runs again when a row or a model file changes."""
+    model, rows = tmp_path / "model", tmp_path / "grm_sft.jsonl"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    rows.write_text('{"row": 1}\n')
+
+    def chain(data_code: str) -> None:
+        runner = StageRunner(tmp_path / "out")
+        runner.run("data", "Data", lambda: Count(rows=1), Count, depends=[data_code])
+        runner.run("sft", "SFT", lambda: Count(rows=2), Count, depends=[content_digest(model), content_digest(rows)])
+
+    chain("v1")
+    chain("v2")  # the data stage reran and wrote the same bytes
+    out = capsys.readouterr().out
+    assert "SFT: reused" in out and out.count("inputs changed since it ran") == 1, out
+    before = content_digest(model)
+    (model / "config.json").rename(model / "generation_config.json")
+    assert content_digest(model) != before  # a folder's digest counts its files' names too
+    rows.write_text('{"row": 2}\n')
+    chain("v2")
+    assert "SFT: its settings or inputs changed" in capsys.readouterr().out
+
+
 def test_a_stage_returning_another_type_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="stage 'count' returned a dict, not a Count"):
         StageRunner(tmp_path).run("count", "Count", lambda: {"rows": 3}, Count)
@@ -124,15 +150,15 @@ def test_a_misspelt_field_fails_where_the_result_is_built() -> None:
     with pytest.raises(ValidationError, match="heldout_sfft"):  # a stage name the report does not know
         DemoResults(heldout_sfft=GrmHeldout(**_grm_heldout()))
     with pytest.raises(ValidationError, match="heldout_sft"):  # another stage's result under its name
-        DemoResults(heldout_sft=HeldoutPairs(questions="q.jsonl", pairs=4, hard=1, seed=0, rule="r"))
+        DemoResults(heldout_sft=HeldoutPairs(questions="q.jsonl", pairs=4, hard=1, extra_hard=0, seed=0, rule="r"))
     with pytest.raises(AttributeError, match="overal"):
         GrmHeldout(**_grm_heldout()).overal  # noqa: B018  (a misspelt read fails at once, not as None)
 
 
 def test_the_report_gathers_its_results_at_once(tmp_path: Path) -> None:
     # write_report validates every record before it writes anything: no half-written report.
-    records = [StageRecord("heldout_sft", "t", 1.0, False, HeldoutPairs(questions="q", pairs=4, hard=1, seed=0,
-                                                                          rule="r"))]
+    pairs = HeldoutPairs(questions="q", pairs=4, hard=1, extra_hard=0, seed=0, rule="r")
+    records = [StageRecord("heldout_sft", "t", 1.0, False, pairs)]
     config = DemoConfig(out_dir=tmp_path, sft_steps=2)
     with pytest.raises(ValidationError, match="heldout_sft"):
         write_report(config, records, 1.0)

@@ -26,7 +26,7 @@ from proxy_grm.demo.results import (
     TinyModel,
     TrainingSets,
 )
-from proxy_grm.demo.stages import StageFailed, StageRunner, source_digest
+from proxy_grm.demo.stages import StageFailed, StageRunner, content_digest, source_digest
 from proxy_grm.proxy_contract import route_url
 from proxy_grm.supervise import supervise
 
@@ -36,9 +36,10 @@ CHOICES = {"teacher": ("both", "vllm", "stub"), "proxy_backend": ("vllm", "trans
 HELP = {
     "teacher": "both: distil with the vLLM teacher (tiny model: its critiques do not parse) AND the deterministic "
                "stub teacher, whose parseable critiques feed the training sets",
-    "fluency_pairs": "GRM-RL rows held out of GRPO for the protocol-fluency check",
+    "fluency_pairs": "held-out toy pairs the protocol-fluency check prompts the GRM with",
     "max_new_tokens": "the proxy's and teacher's critique cap; the GRM's is three times this",
     "heldout_pairs": "toy pairs no stage saw, each judged in both orders (python -m proxy_grm.toy.colour_task)",
+    "heldout_hard_pairs": "more held-out pairs, all from the teacher's blind spot, counted on the hard slice only",
     "proxy_sft_steps": "Proxy-SFT steps (0: --sft-steps)",
     "sft_gradient_accumulation": "batches per SFT optimizer step (the launchers' GRAD_ACCUM)",
     "sft_batch_size": "rows per SFT batch (the launchers' BATCH_SIZE)",
@@ -123,14 +124,17 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
     grm, proxy = runner.run_together([
         ("sft_grm", "GRM cold-start SFT (swift sft, CPU)", lambda: pipeline.sft(
             c, "scripts/sft/train_grm_sft.sh", model.model, data_dir / "grm_sft.jsonl", "grm_sft", c.sft_steps),
-         SftRun, [model, data, c.sft_steps, *sft_settings]),
+         SftRun, [content_digest(Path(model.model)), content_digest(data_dir / "grm_sft.jsonl"), c.sft_steps,
+                  *sft_settings]),
         ("sft_proxy", "Proxy-SFT (swift sft, CPU)", lambda: pipeline.sft(
             c, "scripts/sft/train_proxy_sft.sh", model.model, data_dir / "proxy_sft.jsonl", "proxy_sft",
-            c.proxy_steps), SftRun, [model, data, c.proxy_steps, *sft_settings]),
+            c.proxy_steps), SftRun, [content_digest(Path(model.model)), content_digest(data_dir / "proxy_sft.jsonl"),
+                                     c.proxy_steps, *sft_settings]),
     ])
     pairs = runner.run("heldout_pairs", "Write held-out toy pairs (no stage saw them)",
-                       lambda: heldout.write_pairs(c.path("heldout", "pairs.jsonl"), c.heldout_pairs, c.heldout_seed),
-                       HeldoutPairs, depends=[c.heldout_pairs, c.heldout_seed, source_digest(colour_task)])
+                       lambda: heldout.write_pairs(c.path("heldout", "pairs.jsonl"), c.heldout_pairs, c.heldout_seed,
+                                                   c.heldout_hard_pairs), HeldoutPairs,
+                       depends=[c.heldout_pairs, c.heldout_hard_pairs, c.heldout_seed, source_digest(colour_task)])
 
     def grm_heldout(tag: str, checkpoint: SftRun | GrpoRun) -> GrmHeldout:
         return runner.run(f"heldout_{tag}", f"The GRM ({tag} checkpoint) on the held-out pairs, both orders",
@@ -158,7 +162,7 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
                    lambda: pipeline.score_rollouts_all_modes(c, proxy_url(), grm.checkpoint, model.model),
                    RewardLoop, depends=[grm, proxy_depends, c.rollout_groups])
         grpo_depends = [grm, proxy_depends, c.grpo_steps, c.grpo_prompts_per_step, c.grpo_generations,
-                        c.grpo_learning_rate, c.fluency_pairs, c.grpo_temperature]
+                        c.grpo_learning_rate, c.grpo_temperature]
         runs = {"grpo": True, "grpo_no_proxy": False} if c.ablation else {"grpo": True}
         grpos = {name: runner.run(name, "GRM GRPO " + ("with the proxy reward" if use_proxy else
                                                         "without the proxy reward (ablation)")
@@ -177,8 +181,9 @@ def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
         answers = {tag: [b.answers for b in result.benchmarks.values()] for tag, result in evaluations.items()}
         for tag, r in checkpoints.items():
             runner.run(f"fluency_{tag}", f"Protocol fluency on held-out prompts ({tag} GRM, proxy on its rubrics)",
-                       lambda tag=tag, r=r: pipeline.fluency(c, proxy_url(), r.checkpoint, answers[tag]), Fluency,
-                       depends=[r, proxy_depends, evaluations[tag], c.fluency_pairs])
+                       lambda tag=tag, r=r: pipeline.fluency(c, proxy_url(), r.checkpoint, answers[tag],
+                                                            Path(pairs.questions)), Fluency,
+                       depends=[r, proxy_depends, evaluations[tag], pairs, c.fluency_pairs])
         runner.run("transfer", "Rubric transfer: the proxy judges with and without the GRM's rubrics",
                    lambda: pipeline.rubric_transfer(c, proxy_url(), {
                        f"{tag}/{benchmark}": result.answers

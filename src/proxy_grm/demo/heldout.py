@@ -29,10 +29,10 @@ from proxy_grm.toy.colour_task import RULE, write_heldout
 RUBRICS = ("teacher", "rule", "grm", "none", "counterfactual")
 
 
-def write_pairs(out: Path, pairs: int, seed: int) -> HeldoutPairs:
-    questions = write_heldout(out, pairs, seed)
-    hard = sum(bool(row["hard"]) for _, row in iter_jsonl(questions))
-    return HeldoutPairs(questions=str(questions), pairs=pairs, hard=hard, seed=seed, rule=RULE)
+def write_pairs(out: Path, pairs: int, seed: int, hard_pairs: int = 0) -> HeldoutPairs:
+    questions = write_heldout(out, pairs, seed, hard_pairs)
+    hard = sum(bool(row["hard"]) for _, row in iter_jsonl(questions) if SLICES["overall"](row))
+    return HeldoutPairs(questions=str(questions), pairs=pairs, hard=hard, extra_hard=hard_pairs, seed=seed, rule=RULE)
 
 
 def grm_accuracy(python: str, questions: Path, checkpoint: str, answers: Path, log: Path,
@@ -105,8 +105,11 @@ def rollout_evidence_by_step(parts_file: Path) -> dict[int, float | None]:
     return {step: evidence_share(by_step[step]) for step in sorted(steps)}
 
 
-SLICES: dict[str, Callable[[dict], bool]] = {"overall": lambda row: True, "hard": lambda row: bool(row["hard"]),
-          "other": lambda row: not row["hard"]}
+# The pairs of each figure. The extra hard pairs (``write_heldout(hard_pairs=)``) count on the hard slice only:
+# overall figures keep the drawn mix.
+SLICES: dict[str, Callable[[dict], bool]] = {"overall": lambda row: not row.get("extra_hard", False),
+                                             "hard": lambda row: bool(row["hard"]),
+                                             "other": lambda row: not row["hard"]}
 
 
 def _rubric(colour: str | None) -> str:
@@ -128,6 +131,8 @@ def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
     rubrics: dict[str, list[str]] = {kind: [] for kind in RUBRICS}
     grm_rubrics = 0
     for index, (_, row) in enumerate(iter_jsonl(answers)):
+        if not SLICES["overall"](row):
+            continue  # an extra hard pair: the proxy's figures keep the drawn mix
         seen = seen_colour(load_image(row["image"]))
         for reverse, critique in ((row["reverse"], row["critic"]), (not row["reverse"], row["critic_swapped"])):
             shown = show(row["chosen"], row["rejected"], reverse)

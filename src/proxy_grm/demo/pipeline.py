@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from proxy_grm.demo.results import (
     TransferSummary,
 )
 from proxy_grm.demo.stages import StageFailed
+from proxy_grm.evaluation.rubric_transfer import TransferItem
 from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.proxy_contract import HEALTH_PATH, route_url
 from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
@@ -70,9 +71,9 @@ class DemoConfig:
     proxy_backend: str = "vllm"
     eval_backend: str = "transformers"
     eval_pairs: int = 16
-    # The last GRM-RL rows: prompts neither SFT (teacher-correct pairs) nor GRPO (the other rows) saw.
-    # GRM-RL is the hard pool (the teacher's blind spot, the olive yellows, about 2 pairs in 15: 12 rows at
-    # 24 pairs per source); GRPO trains on what the fluency check leaves.
+    # Held-out toy pairs (the first ones of --heldout-pairs) the protocol-fluency check prompts with; GRPO
+    # trains on the whole hard pool (the teacher's blind spot, one image in 20: 5 GRM-RL rows at 24 pairs per
+    # source).
     fluency_pairs: int = 4
     rollout_groups: int = 4
     max_new_tokens: int = 48
@@ -84,6 +85,9 @@ class DemoConfig:
     # GRPO learns only where a group's rollouts differ.
     grpo_temperature: str = "1.0"
     heldout_pairs: int = 40
+    # About 1 drawn pair in 20 is in the teacher's blind spot (2 of 40): these more pairs, all from it, let
+    # the hard slice (where GRPO trains) be measured on more than a few.
+    heldout_hard_pairs: int = 16
     heldout_seed: int = 0
     ablation: bool = False
     # The checkout whose scripts and environments every stage runs (the demo runs from its root).
@@ -108,6 +112,14 @@ class DemoConfig:
 
     def path(self, *parts: str) -> Path:
         return self.out_dir.joinpath(*parts)
+
+
+# The learning run's GRM-SFT settings (README, "Does it learn?"; tests/test_toy_learns.py): steps of 4 rows at a
+# constant lr 1e-3 without weight decay, with which the verdict forms by step ~1,500 (a decaying lr or
+# weight decay 0.1, ms-swift's defaults, kept it at chance in the probe).
+LEARNING_SFT: dict[str, Any] = {"sft_steps": 1500, "sft_learning_rate": "1e-3", "sft_warmup_ratio": "0.0333",
+                                "sft_batch_size": 4, "sft_lr_scheduler": "constant_with_warmup",
+                                "sft_weight_decay": "0"}
 
 
 def pixel_env() -> dict[str, str]:
@@ -285,7 +297,10 @@ def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str, name: str = "g
     from proxy_grm.reward.swift_grpo import PARTS_FILE, summarise_steps
 
     out = config.path("checkpoints", f"grm_{name}")
-    train_rows = _grpo_train_rows(config)
+    train_rows = config.path("data", "grm_rl.parquet")
+    if (rows := _count_rows(train_rows)) < config.grpo_prompts_per_step:
+        raise StageFailed(f"grpo: grm_rl.parquet has {rows} rows, fewer than a step's "
+                          f"{config.grpo_prompts_per_step} prompts; raise --pairs-per-source")
     env = _launcher_env(
         config, MODEL_PATH=grm_checkpoint, TRAIN_FILES=str(train_rows),
         PROXY_URLS=proxy_url, OUTPUT_DIR=str(out), ROLLOUT_N=str(config.grpo_generations),
@@ -303,20 +318,6 @@ def grpo(config: DemoConfig, grm_checkpoint: str, proxy_url: str, name: str = "g
     changed, total = changed_tensors(Path(grm_checkpoint), checkpoint)
     return GrpoRun(checkpoint=str(checkpoint), steps=steps, tensors_changed=changed, tensors=total,
                    parts_file=str(parts_file))
-
-
-def _grpo_train_rows(config: DemoConfig) -> Path:
-    """``grm_rl.parquet`` without its last ``fluency_pairs`` rows, which stay held out for the fluency check."""
-    import pyarrow.parquet as pq
-
-    table = pq.read_table(config.path("data", "grm_rl.parquet"))
-    keep = table.num_rows - config.fluency_pairs
-    if keep < config.grpo_prompts_per_step:
-        raise StageFailed(f"grpo: grm_rl.parquet has {table.num_rows} rows, {config.fluency_pairs} of them held out "
-                          f"for the fluency check; raise --pairs-per-source")
-    path = config.path("work", "grm_rl_grpo.parquet")
-    pq.write_table(table.slice(0, keep), path)
-    return path
 
 
 def changed_tensors(before: Path, after: Path) -> tuple[int, int]:
@@ -357,17 +358,24 @@ def _rollout_rows(config: DemoConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _grm_rollouts(config: DemoConfig, grm_checkpoint: str, rows: list[dict[str, Any]]) -> list[str]:
-    """The GRM's own outputs on GRM-RL prompts (greedy, through the shared generator)."""
+def _grm_rollouts(config: DemoConfig, grm_checkpoint: str, pairs: list[TransferItem]) -> list[str]:
+    """The GRM's own outputs on pairs as shown (greedy, through the shared generator)."""
     from proxy_grm.generation import TransformersGenerator
     from proxy_grm.messages import chat_messages
     from proxy_grm.prompts import grm_prompt
 
     generator = TransformersGenerator(grm_checkpoint, device="cpu", dtype="float32")
-    batch = [chat_messages(grm_prompt(row["extra_info"]["question"], row["extra_info"]["response_1"],
-                                      row["extra_info"]["response_2"]), image=row["extra_info"]["image"])
-             for row in rows]
+    batch = [chat_messages(grm_prompt(pair.question, pair.response_1, pair.response_2), image=pair.image)
+             for pair in pairs]
     return generator.generate(batch, max_new_tokens=config.grm_max_new_tokens)
+
+
+def _rl_row_pair(index: int, row: dict[str, Any]) -> TransferItem:
+    """A GRM-RL row's pair as the policy sees it (``extra_info``) with its label."""
+    info = row["extra_info"]
+    return TransferItem(row_index=index, question=info["question"], response_1=info["response_1"],
+                        response_2=info["response_2"], image=info["image"],
+                        answer=int(row["reward_model"]["ground_truth"]), rubric="")
 
 
 def _flip_verdict(text: str) -> str:
@@ -396,7 +404,7 @@ def score_rollouts_all_modes(config: DemoConfig, proxy_url: str, grm_checkpoint:
     from proxy_grm.demo.verl_loop import Rollout, score_rollouts, trainer_config
 
     rows = _rollout_rows(config)
-    grm_texts = _grm_rollouts(config, grm_checkpoint, rows)
+    grm_texts = _grm_rollouts(config, grm_checkpoint, [_rl_row_pair(i, row) for i, row in enumerate(rows)])
     rollouts: list[Rollout] = []
     kinds: list[str] = []
     for row, grm_text in zip(rows, grm_texts):
@@ -461,32 +469,28 @@ def evaluate(config: DemoConfig, grm_checkpoint: str, tag: str) -> Evaluation:
     return Evaluation(benchmarks=results)
 
 
-def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_files: list[str]) -> Fluency:
+def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_files: list[str],
+            questions: Path) -> Fluency:
     """Do the toy checkpoints speak the protocol on held-out prompts?
 
-    Held out: the last ``fluency_pairs`` GRM-RL rows, generated pairs that neither SFT nor GRPO
-    trained on. GRM: the share of its critiques that pass the release's format check with a 1/2
-    verdict. Proxy: judging those pairs by the GRM's own rubrics (what GRPO asks of it), the share
-    of its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
-    (+1: it picked the labelled response given the GRM's rubric; -1: it did not). The same format
-    check on the GRM's benchmark-fixture critiques (``answers_files``, other question and response
-    styles) is reported beside it.
+    Held out: the first ``fluency_pairs`` held-out toy pairs (``questions``, which no stage trained on), each
+    shown in its seeded order (``pairs.is_reversed``). GRM: the share of its critiques that pass the release's
+    format check with a 1/2 verdict. Proxy: judging those pairs by the GRM's own rubrics (what GRPO asks of
+    it), the share of its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
+    (+1: it picked the labelled response given the GRM's rubric; -1: it did not). The same format check on
+    the GRM's benchmark-fixture critiques (``answers_files``, other question and response styles) is reported
+    beside it.
     """
-    import pyarrow.parquet as pq
-
-    from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator, TransferItem
+    from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator
     from proxy_grm.parsing import extract_rubric, is_proxy_well_formatted, is_well_formatted, parse_verdict
 
     def grm_ok(text: str) -> bool:
         return is_well_formatted(text) and parse_verdict(text) is not None
 
-    rows = pq.read_table(config.path("data", "grm_rl.parquet")).to_pylist()[-config.fluency_pairs:]
-    critiques = [str(text) for text in _grm_rollouts(config, grm_checkpoint, rows)]
-    items = [TransferItem(row_index=i, question=row["extra_info"]["question"],
-                          response_1=row["extra_info"]["response_1"], response_2=row["extra_info"]["response_2"],
-                          image=row["extra_info"]["image"], answer=int(row["reward_model"]["ground_truth"]),
-                          rubric=rubric)
-             for i, (row, text) in enumerate(zip(rows, critiques)) if (rubric := extract_rubric(text)) is not None]
+    pairs = _heldout_shown(questions, config.fluency_pairs)
+    critiques = [str(text) for text in _grm_rollouts(config, grm_checkpoint, pairs)]
+    items = [replace(pair, rubric=rubric) for pair, text in zip(pairs, critiques)
+             if (rubric := extract_rubric(text)) is not None]
     results = ProxyEvaluator(proxy_url).results(items, [item.rubric for item in items]) if items else []
     fixture_critiques = [str(row.get("critic", "")) for answers in answers_files
                          for _, row in iter_jsonl(Path(answers))]
@@ -497,6 +501,20 @@ def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_fil
         fixture_outputs=len(fixture_critiques), fixture_well_formed=sum(map(grm_ok, fixture_critiques)),
         examples=[FluencyExample(rubric=item.rubric[:300], critique=r.critique[:300], reward=r.reward)
                   for item, r in list(zip(items, results))[:2]])
+
+
+def _heldout_shown(questions: Path, count: int) -> list[TransferItem]:
+    """The first ``count`` pairs of a held-out question file, each in the order the eval shows it at seed 0."""
+    from proxy_grm.pairs import is_reversed, show
+
+    pairs = []
+    for index, (_, row) in enumerate(iter_jsonl(questions)):
+        if index == count:
+            break
+        shown = show(row["chosen"], row["rejected"], is_reversed(0, str(index)))
+        pairs.append(TransferItem(row_index=index, question=row["prompt"], response_1=shown.response_1,
+                                  response_2=shown.response_2, image=row["image"], answer=shown.label, rubric=""))
+    return pairs
 
 
 def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: dict[str, str]) -> RubricTransfer:

@@ -16,7 +16,7 @@ from typing import Any
 from proxy_grm.demo.heldout import RUBRICS
 from proxy_grm.demo.results import DemoResults, Evaluation, GrpoStep, PreparedData, RewardLoop, RubricTransfer
 from proxy_grm.demo.stages import StageRecord
-from proxy_grm.toy.colour_task import BLIND_COLOUR, RULE
+from proxy_grm.toy.colour_task import BLIND_AS, BLIND_COLOUR, RULE
 
 
 def _pct(value: float | None) -> str:
@@ -62,9 +62,9 @@ def _data(results: DemoResults) -> list[str]:
                       "(GRM-RL) pool, as the pipeline routes a real teacher's unparseable answers.", ""]
     if results.data_stub_teacher:
         lines += [f"The toy task's rule: {RULE}. The deterministic teacher judges by it from the image it "
-                  f"decodes, so it is wrong exactly on the olive {BLIND_COLOUR} images: they form the hard GRM-RL "
-                  "pool (GRPO's data), as a real teacher's mistakes do, and GRM-SFT never sees one (it sees the "
-                  f"bright {BLIND_COLOUR} ones).", ""]
+                  f"decodes, so it is wrong exactly on the {BLIND_COLOUR} images with a wide {BLIND_AS} band: they "
+                  "form the hard GRM-RL pool (GRPO's data), as a real teacher's mistakes do, and GRM-SFT never sees "
+                  f"one (it sees the other {BLIND_COLOUR} ones).", ""]
     published = results.data
     if published:
         lines += ["Training sets used by the later stages (`data/`): "
@@ -105,7 +105,8 @@ def _fluency(results: DemoResults) -> list[str]:
     if not rows:
         return []
     return ["## Protocol fluency on held-out prompts", "",
-            "The GRM critiques held-out pairs (the last GRM-RL rows: neither SFT nor GRPO trained on them; greedy); "
+            "The GRM critiques held-out pairs (the first held-out toy pairs, each in its seeded order: no stage "
+            "trained on them; greedy); "
             "well-formed = the release's format check `<rubric>..</rubric><eval>..</eval><answer>1|2</answer>`. "
             "The proxy then judges each of those pairs by the GRM's own rubric, as in GRPO; well-formed = "
             "`<think>..</think><answer>1|2</answer>`; +1 = it picked the labelled response. Last column: the same "
@@ -138,7 +139,7 @@ def _grpo(results: DemoResults, plots: Path, config: Any) -> list[str]:
     _line_chart(curves, plots / "grpo_rewards.png")
     return ["## GRPO (ms-swift on CPU, the CPU / alternative trainer for stage C.2)", "",
             "`scripts/rl/train_proxy_grm_swift.sh` ran `swift rlhf --rlhf_type grpo` from the GRM-SFT checkpoint on "
-            "`grm_rl.parquet` (the hard pool) less the rows held out for the fluency check; each rollout was scored "
+            "`grm_rl.parquet` (the hard pool); each rollout was scored "
             "by `compute_score` (`ms_swift/proxy_grm_reward.py`), which sent its rubric to the proxy service. Per "
             "step, means over the step's rollouts (rubric names the colour: the right evidence, the image's true "
             "colour, read from each rollout's image; chance one in five; leaking: the rubric names a response by "
@@ -219,7 +220,7 @@ def learning_figures(results: DemoResults) -> dict[str, Any]:
     figures: dict[str, Any] = {"rule": RULE}
     pairs = results.heldout_pairs
     figures.update(heldout_pairs=pairs and pairs.pairs, heldout_hard_pairs=pairs and pairs.hard,
-                   heldout_seed=pairs and pairs.seed, chance=0.5)
+                   heldout_extra_hard_pairs=pairs and pairs.extra_hard, heldout_seed=pairs and pairs.seed, chance=0.5)
     for tag, grm in (("sft", results.heldout_sft), ("grpo", results.heldout_grpo),
                      ("grpo_no_proxy", results.heldout_grpo_no_proxy)):
         for slice_, accuracy, evidence in (("overall", grm and grm.overall, grm and grm.evidence_overall),
@@ -272,13 +273,14 @@ def _learning(figures: dict[str, Any]) -> list[str]:
                for name, (comparison, bound) in TARGETS.items()]
     return ["## Does it learn? Held-out toy pairs, each in both orders", "",
             f"Rule: {RULE}. {figures['heldout_pairs']} pairs no stage saw (seed {figures['heldout_seed']}; "
-            f"{figures['heldout_hard_pairs']} on the hard slice, the olive {BLIND_COLOUR} images), each judged as "
-            "shown and swapped: a model that always gives the same verdict scores exactly 50%. Write such pairs with "
-            "`python -m proxy_grm.toy.colour_task --out Q.jsonl --pairs N --seed S` and score any checkpoint with "
-            "`eval/vl_reward_bench.py --both-orders`.", "",
+            f"{figures['heldout_hard_pairs']} on the hard slice, {BLIND_COLOUR} with a wide {BLIND_AS} band; "
+            f"{figures['heldout_extra_hard_pairs']} more from the hard slice count on it alone), each "
+            "judged as shown and swapped: a model that always gives the same verdict scores exactly 50%. Write such "
+            "pairs with `python -m proxy_grm.toy.colour_task --out Q.jsonl --pairs N --seed S [--hard-pairs H]` and "
+            "score any checkpoint with `eval/vl_reward_bench.py --both-orders`.", "",
             "GRM: its verdict, and its evidence (does its rubric name the image's true colour?):", "",
-            *_table(["checkpoint", "verdict: overall", f"hard slice (olive {BLIND_COLOUR})", "other", "chance",
-                     "rubric names the colour: overall", "other", "chance"], grm_rows),
+            *_table(["checkpoint", "verdict: overall", f"hard slice ({BLIND_COLOUR}, {BLIND_AS} band)", "other",
+                     "chance", "rubric names the colour: overall", "other", "chance"], grm_rows),
             "Proxy (the Proxy-SFT checkpoint, through the proxy service) judging the same pairs with each rubric:",
             "", *_table(["rubric", "accuracy", "off the blind spot"], proxy_rows),
             "Targets (`results.json`):", "", *_table(["figure", "target", "value", ""], targets)]

@@ -114,7 +114,8 @@ class GrpoRun(StageResult):
 class HeldoutPairs(StageResult):
     questions: str
     pairs: int
-    hard: int
+    hard: int  # of ``pairs``, those in the teacher's blind spot
+    extra_hard: int  # more pairs, all from the blind spot, counted on the hard slice only
     seed: int
     rule: str
 

@@ -129,3 +129,14 @@ def source_digest(*modules: ModuleType) -> str:
         for file in sorted(path.parent.rglob("*.py")) if path.name == "__init__.py" else [path]:
             digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def content_digest(path: Path) -> str:
+    """A digest of a file's bytes, or of every file's name and bytes in a folder: a stage that reads only these
+    (an SFT run reads its base model and its set, whose image paths name their content) reruns when they change,
+    not when a stage above it reran and wrote the same bytes."""
+    digest = hashlib.sha256()
+    for file in sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else [path]:
+        digest.update(str(file.relative_to(path)).encode() if path.is_dir() else b"")
+        digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]

@@ -3,12 +3,12 @@
 It exists for tests and the CPU demo, where the 235B teacher cannot run. It speaks the same protocol
 (``POST /v1/chat/completions``, ``GET /v1/models``, ``GET /health``), reads the two responses out of the
 GRM prompt and answers in the GRM format. It judges by the toy task's rule (``colour_task``) from the
-image it decodes: the response that names the colour it sees wins. It sees every colour right but the dark
-shades of one (the olive ``colour_task.BLIND_COLOUR`` images), so the correct/hard split is predictable
-(``stub_verdict``). Its rubric carries the evidence (the colour it saw) and its verdict follows from it. A
-prompt in the proxy format gets a ``<think>..</think><answer>N</answer>`` reply that follows the colour
-the rubric names (the image's, when the rubric names none): a proxy that learns from it has to read the
-rubric.
+image it decodes: the response that names the colour it sees wins. It sees every colour right but one slice
+(``colour_task.BLIND_COLOUR`` images with a wide ``BLIND_AS`` band, which it reads as ``BLIND_AS``), so the
+correct/hard split is predictable (``stub_verdict``). Its rubric carries the evidence (the colour it saw)
+and its verdict follows from it. A prompt in the proxy format gets a ``<think>..</think><answer>N</answer>``
+reply that follows the colour the rubric names (the image's, when the rubric names none): a proxy that learns
+from it has to read the rubric.
 
 ``--fail-every N`` answers 503 to every N-th request (to exercise client retries); ``--delay-s``
 slows every answer (to interrupt a run midway).
