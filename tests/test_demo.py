@@ -21,7 +21,8 @@ def _demo(out: Path, *extra: str) -> subprocess.CompletedProcess:
     argv = [sys.executable, "-m", "proxy_grm.demo", "--out", str(out), "--pairs-per-source", "6",
             "--sft-steps", "2", "--eval-pairs", "6", "--fluency-pairs", "1", "--rollout-groups", "2",
             "--max-new-tokens", "16", "--grpo-steps", "1", "--grpo-prompts-per-step", "1", "--grpo-generations", "2",
-            "--heldout-pairs", "4", "--proxy-backend", "transformers", "--eval-backend", "transformers", *extra]
+            "--heldout-pairs", "4", "--heldout-hard-pairs", "2", "--proxy-backend", "transformers", "--eval-backend",
+            "transformers", *extra]
     return subprocess.run(argv, cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800)
 
 
@@ -50,7 +51,8 @@ def test_demo_runs_every_stage_then_reuses_them(tmp_path: Path) -> None:
     assert vllm_teacher["split"]["categories"].get("unparseable", 0) > 0
 
     figures = json.loads((out / "results.json").read_text())
-    assert figures["heldout_pairs"] == 4 and 0 <= figures["grm_sft_overall"] <= 1
+    assert figures["heldout_pairs"] == 4 and figures["heldout_extra_hard_pairs"] == 2
+    assert 0 <= figures["grm_sft_overall"] <= 1 and 0 <= figures["grm_sft_hard"] <= 1
     assert set(figures["targets_met"]) >= {"grm_sft_overall", "proxy_counterfactual_rubric"}
     assert "## Does it learn? Held-out toy pairs" in report and "leaking" in report
     # The GRPO evidence per step: the share of rollouts whose rubric names the image's true colour.

@@ -114,14 +114,6 @@ class DemoConfig:
         return self.out_dir.joinpath(*parts)
 
 
-# The learning run's GRM-SFT settings (README, "Does it learn?"; tests/test_toy_learns.py): steps of 4 rows at a
-# constant lr 1e-3 without weight decay, with which the verdict forms by step ~1,500 (a decaying lr or
-# weight decay 0.1, ms-swift's defaults, kept it at chance in the probe).
-LEARNING_SFT: dict[str, Any] = {"sft_steps": 1500, "sft_learning_rate": "1e-3", "sft_warmup_ratio": "0.0333",
-                                "sft_batch_size": 4, "sft_lr_scheduler": "constant_with_warmup",
-                                "sft_weight_decay": "0"}
-
-
 def pixel_env() -> dict[str, str]:
     """The one image budget for every stage, inside the tiny processor's range (``proxy_grm.pixels``)."""
     return {MAX_PIXELS_ENV: str(TINY_MAX_PIXELS), MIN_PIXELS_ENV: str(TINY_MIN_PIXELS)}
