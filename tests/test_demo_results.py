@@ -132,6 +132,15 @@ def test_a_content_digest_follows_the_bytes_not_the_stages_above(tmp_path: Path,
     assert "SFT: its settings or inputs changed" in capsys.readouterr().out
 
 
+def test_the_learning_run_flag_sets_its_settings_and_flags_beside_it_win() -> None:
+    from proxy_grm.demo.__main__ import build_parser, parse_args
+    from proxy_grm.demo.pipeline import LEARNING_RUN
+
+    args = parse_args(build_parser(), ["--learning-run", "--grpo-steps", "8"])
+    assert {name: getattr(args, name) for name in LEARNING_RUN} == {**LEARNING_RUN, "grpo_steps": 8}
+    assert parse_args(build_parser(), []).sft_steps == DemoConfig.sft_steps != LEARNING_RUN["sft_steps"]
+
+
 def test_a_stage_returning_another_type_fails_at_once(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="stage 'count' returned a dict, not a Count"):
         StageRunner(tmp_path).run("count", "Count", lambda: {"rows": 3}, Count)

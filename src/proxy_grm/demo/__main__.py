@@ -1,4 +1,4 @@
-"""Run the toy pipeline: ``python -m proxy_grm.demo [--out outputs/demo] [--ablation]``."""
+"""Run the toy pipeline: ``python -m proxy_grm.demo [--out outputs/demo] [--ablation] [--learning-run]``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,9 @@ NOT_FLAGS = ("out_dir", "repo")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="The whole Proxy-GRM pipeline at toy scale on CPU.")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="where every stage writes")
+    parser.add_argument("--learning-run", action="store_true",
+                        help="the learning run's settings (pipeline.LEARNING_RUN, about 70 minutes on 2 cores) as "
+                             "the defaults; flags given beside it still win")
     for field in dataclasses.fields(pipeline.DemoConfig):
         if field.name in NOT_FLAGS:
             continue
@@ -66,9 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The flags, over the learning run's settings when ``--learning-run`` is given."""
+    args = parser.parse_args(argv)
+    if args.learning_run:
+        parser.set_defaults(**pipeline.LEARNING_RUN)
+        args = parser.parse_args(argv)
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if not (Path.cwd() / "scripts" / "demo.sh").is_file():
         parser.error(f"run the demo from the repository root (bash scripts/demo.sh); {Path.cwd()} has no scripts/")
     supervise(argv)  # the servers and engines it starts must not outlive it, even after a SIGKILL
