@@ -3,7 +3,7 @@
 The toy label follows from the image (``proxy_grm.toy.colour_task``) and the stub teacher's critiques carry the
 colour they saw, then their verdict: the number that followed that colour where the eval lists the responses'
 colours. This chain is the learning run's GRM half (``pipeline.LEARNING_RUN``: the demo's own stage code, 1,024
-pairs per source, 2,000 steps of 4 rows, two threads: ~25 minutes on 2 cores), and it asserts both the evidence
+pairs per source, 2,000 steps of 4 rows, two threads: 26 minutes on 2 cores), and it asserts both the evidence
 and the verdict on pairs no stage saw, each judged as shown and swapped, so a constant verdict scores exactly
 50%. Shorter chains did not learn the verdict: the learning run's rows gave 70% at step 1,500, and 323 rows
 (192 pairs per source) stayed at 50% at steps 500 to 2,500. A label flipped in the split sends the teacher's
