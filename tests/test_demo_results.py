@@ -11,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from proxy_grm.demo import heldout
 from proxy_grm.demo.heldout import RUBRICS, evidence_share, rollout_evidence_by_step
-from proxy_grm.demo.pipeline import DemoConfig
+from proxy_grm.demo.__main__ import build_parser, parse_args
+from proxy_grm.demo.pipeline import LEARNING_RUN, DemoConfig
 from proxy_grm.demo.report import learning_figures, targets_met, write_report
 from proxy_grm.demo.results import (
     DemoResults,
@@ -133,9 +134,6 @@ def test_a_content_digest_follows_the_bytes_not_the_stages_above(tmp_path: Path,
 
 
 def test_the_learning_run_flag_sets_its_settings_and_flags_beside_it_win() -> None:
-    from proxy_grm.demo.__main__ import build_parser, parse_args
-    from proxy_grm.demo.pipeline import LEARNING_RUN
-
     args = parse_args(build_parser(), ["--learning-run", "--grpo-steps", "8"])
     assert {name: getattr(args, name) for name in LEARNING_RUN} == {**LEARNING_RUN, "grpo_steps": 8}
     assert parse_args(build_parser(), []).sft_steps == DemoConfig.sft_steps != LEARNING_RUN["sft_steps"]

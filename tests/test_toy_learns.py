@@ -32,7 +32,7 @@ def test_grm_sft_judges_held_out_pairs_above_chance(tmp_path: Path, monkeypatch:
     config = pipeline.DemoConfig(out_dir=tmp_path, repo=REPO_ROOT, **pipeline.LEARNING_RUN)
     model = pipeline.build_model(config)
     data = pipeline.prepare_with_stub_teacher(config, pipeline.make_sources(config))
-    assert data.split.written["grm_sft"] == 1000
+    assert data.split.written["grm_sft"] == pipeline.SPLIT_SIZES["grm_sft"]  # a full set: 1,000 rows
     grm = pipeline.sft(config, "scripts/sft/train_grm_sft.sh", model.model, tmp_path / "data" / "grm_sft.jsonl",
                        "grm_sft", config.sft_steps)
     pairs = heldout.write_pairs(tmp_path / "heldout" / "pairs.jsonl", HELDOUT_PAIRS, seed=0)

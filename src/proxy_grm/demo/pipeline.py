@@ -125,6 +125,11 @@ LEARNING_RUN: dict[str, Any] = {
 }
 
 
+# The most rows the split writes to each training set (``scripts/prepare_data.sh``'s ``*_SIZE``): the learning
+# run's 1,024 pairs per source fill the SFT sets.
+SPLIT_SIZES: dict[str, int] = {"grm_sft": 1000, "proxy_sft": 1000, "proxy_rl": 250, "grm_rl": 1000}
+
+
 def pixel_env() -> dict[str, str]:
     """The one image budget for every stage, inside the tiny processor's range (``proxy_grm.pixels``)."""
     return {MAX_PIXELS_ENV: str(TINY_MAX_PIXELS), MIN_PIXELS_ENV: str(TINY_MIN_PIXELS)}
@@ -189,8 +194,8 @@ def _prepare(config: DemoConfig, sources: Sources, teacher: str, teacher_url: st
     env.update(
         SOURCES=" ".join(f"{name}={spec}" for name, spec in sources.specs.items()),
         TEACHER_URLS=teacher_url, TEACHER_MODEL=model, OUT_DIR=str(out), SETS_DIR=str(sets), PYTHON=config.python,
-        MAX_TOKENS=str(config.grm_max_new_tokens), CONCURRENCY="8", GRM_SFT_SIZE="1000", PROXY_SFT_SIZE="1000",
-        PROXY_RL_SIZE="250", GRM_RL_SIZE="1000",
+        MAX_TOKENS=str(config.grm_max_new_tokens), CONCURRENCY="8",
+        **{f"{name.upper()}_SIZE": str(size) for name, size in SPLIT_SIZES.items()},
     )
     run_logged(["bash", "scripts/prepare_data.sh"], log, env, "scripts/prepare_data.sh")
     pairs = PairsSummary.model_validate_json((out / source_stage.SUMMARY_FILE).read_text())
