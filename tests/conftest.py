@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from helpers import REPO_ROOT, VLLM_PYTHON, is_running  # noqa: F401  (REPO_ROOT: tests/test_demo.py)
+from helpers import REPO_ROOT, RL_PYTHON, VLLM_PYTHON, is_running  # noqa: F401  (REPO_ROOT: tests/test_demo.py)
 
 from proxy_grm.supervise import adopt_orphans
 from proxy_grm.toy.servers import ServerProcess
@@ -85,6 +85,14 @@ def vllm_python() -> Path:
     if not VLLM_PYTHON.exists():
         pytest.fail(f"{VLLM_PYTHON} is missing: run `bash scripts/setup_env.sh vllm`")
     return VLLM_PYTHON
+
+
+@pytest.fixture(scope="session")
+def rl_python() -> Path:
+    """The interpreter of .venv-rl (verl 0.9.1 with vLLM 0.24.0); a missing environment is an error, not a skip."""
+    if not RL_PYTHON.exists():
+        pytest.fail(f"{RL_PYTHON} is missing: run `bash scripts/setup_env.sh rl`")
+    return RL_PYTHON
 
 
 @pytest.fixture

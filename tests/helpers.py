@@ -11,6 +11,7 @@ import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VLLM_PYTHON = REPO_ROOT / ".venv-vllm" / "bin" / "python"
+RL_PYTHON = REPO_ROOT / ".venv-rl" / "bin" / "python"  # verl 0.9.1 + vLLM 0.24.0 (requirements/rl-cpu.txt)
 REWARD_FILE = REPO_ROOT / "verl" / "proxy_grm_reward.py"
 
 

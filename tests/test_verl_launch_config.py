@@ -409,6 +409,28 @@ def test_pool_mode_refuses_what_it_cannot_run(env: dict[str, str], message: str)
     assert result.returncode != 0 and message in result.stderr, result.stderr
 
 
+def test_lora_adapts_the_language_model_only_as_vllm_serves_it(verl_lora_rank_check: None,
+                                                              tiny_model_dir: Path) -> None:
+    """With LORA_RANK, verl's FSDP engine wraps the modules PEFT picks from the launcher's target_modules and
+    exclude_modules (``verl/workers/engine/fsdp/transformer_impl.py``, the same LoraConfig fields, built here on
+    the tiny Qwen2.5-VL): none in the vision tower or its merger, whose adapters vLLM 0.24 would not apply."""
+    from peft import LoraConfig, TaskType, get_peft_model
+    from transformers import AutoModelForImageTextToText
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.workers.config import HFModelConfig
+
+    env = {**REQUIRED, "PROXY_URLS": PROXIES, "N_GPUS_PER_NODE": "1", "ROLLOUT_TP": "1", "LORA_RANK": "8",
+           "MODEL_PATH": str(tiny_model_dir)}
+    model = omega_conf_to_dataclass(compose(dry_run_overrides(GRM_SCRIPT, env)).actor_rollout_ref.model,
+                                    dataclass_type=HFModelConfig)
+    lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=model.lora_rank, lora_alpha=model.lora_alpha,
+                      target_modules=model.target_modules, exclude_modules=model.exclude_modules, bias="none")
+    peft = get_peft_model(AutoModelForImageTextToText.from_pretrained(tiny_model_dir), lora)
+    adapted = {name.rsplit(".lora_A", 1)[0] for name, _ in peft.named_parameters() if ".lora_A." in name}
+    assert adapted and not any(".visual." in name for name in adapted), sorted(adapted)[:5]
+    assert any(".language_model." in name and name.endswith("self_attn.q_proj") for name in adapted)
+
+
 SMOKE_SCRIPT = REPO_ROOT / "scripts" / "gpu_smoke.sh"
 
 
@@ -436,7 +458,9 @@ def test_gpu_smoke_dry_run_prints_its_grpo_step(tmp_path: Path, mode: str) -> No
     assert "proxy_url" not in kwargs
     assert (rm.enable, rm.model_path, rm.enable_resource_pool, rm.n_gpus_per_node, rm.nnodes) == (
         True, str(out / "model"), True, 1, 1)
-    assert (rm.rollout.tensor_model_parallel_size, rm.rollout.max_model_len) == (1, 8192)
+    # production's length path: unset, verl takes the model's max_position_embeddings (test_rollout_startup.py
+    # runs verl's start-up and vLLM's length checks on it)
+    assert (rm.rollout.tensor_model_parallel_size, rm.rollout.max_model_len) == (1, None)
     # the preflight's pool checks pass but for the tiny model, which the smoke builds before the step
     assert [problem.message for problem in check_proxy_pool(rm)] == [
         f"reward.reward_model.model_path {out / 'model'}: no such directory "

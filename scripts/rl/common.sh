@@ -98,6 +98,11 @@ grpo_overrides() {
     actor_rollout_ref.model.enable_gradient_checkpointing=True
     actor_rollout_ref.model.lora_rank="${LORA_RANK}"
     actor_rollout_ref.model.lora_alpha="${LORA_ALPHA}"
+    # LoRA on the language model only. verl's target_modules (all-linear) would also wrap the vision tower and
+    # its merger, whose adapters vLLM 0.24 does not apply unless enable_tower_connector_lora is set
+    # (vllm/lora/model_manager.py, an experimental flag): the rollout would sample from another policy than the
+    # one trained. verl and PEFT match exclude_modules as a regex on module names (verl/utils/model.py).
+    actor_rollout_ref.model.exclude_modules='.*visual.*'
     actor_rollout_ref.actor.optim.lr="${LR}"
     actor_rollout_ref.actor.ppo_mini_batch_size="${PPO_MINI_BATCH_SIZE}"
     actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"
@@ -117,6 +122,10 @@ grpo_overrides() {
     # being off, raises max_num_batched_tokens to match, so vLLM profiles a 128k-token batch beside the actor
     # (verl/workers/rollout/vllm_rollout/vllm_async_server.py). A rollout never needs more than this.
     actor_rollout_ref.rollout.max_model_len="$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
+    # Chunked prefill off needs max_num_batched_tokens >= max_model_len (vLLM 0.24, vllm/config/scheduler.py).
+    # verl would raise it itself, but RolloutConfig is frozen and that field is not one of its _mutable_fields
+    # (workers/config/rollout.py): every rollout server would die with FrozenInstanceError at start-up.
+    actor_rollout_ref.rollout.max_num_batched_tokens="$((MAX_PROMPT_LENGTH + MAX_RESPONSE_LENGTH))"
     actor_rollout_ref.rollout.enforce_eager=True
     actor_rollout_ref.rollout.free_cache_engine=True
     actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu="${MICRO_BATCH_SIZE_PER_GPU}"

@@ -248,6 +248,98 @@ def check_proxy_pool(reward_model: Any) -> list[Problem]:
     return [Problem("proxy", problem) for problem in problems]
 
 
+def rollout_servers(config: Any) -> list[tuple[str, Any, Any]]:
+    """Each kind of vLLM server verl starts for ``config``: (config key, rollout config, model config).
+
+    The actor's rollout servers get ``actor_rollout_ref.model`` (``workers/rollout/llm_server.py``); the reward
+    model's pool gets ``HFModelConfig(path=reward.reward_model.model_path)``
+    (``experimental/reward_loop/reward_model.py``), given here as the fields it is built from.
+    """
+    servers = [("actor_rollout_ref.rollout", config.actor_rollout_ref.rollout, config.actor_rollout_ref.model)]
+    reward_model = config.reward.reward_model
+    if reward_model.enable:
+        servers.append(("reward.reward_model.rollout", reward_model.rollout, {"path": str(reward_model.model_path)}))
+    return servers
+
+
+def replay_rollout_startup(rollout: Any, model: Any) -> Any:
+    """verl's own start-up steps of one vLLM rollout server on these configs; the server object after them
+    (``.config``: the ``RolloutConfig`` it would serve with; ``.model_config``: its ``HFModelConfig``).
+
+    ``vLLMHttpServer.__init__`` (``workers/rollout/vllm_rollout/vllm_async_server.py``) turns the rollout config
+    into verl's frozen ``RolloutConfig`` and the model config into ``HFModelConfig`` (``_init_config``,
+    ``_init_model_config``) and then adjusts and checks them (``_validate_configs``), before it starts Ray work
+    or vLLM. The replay runs exactly those three methods, verl's code, on a server object that skips the rest.
+    """
+    from verl.utils.config import omega_conf_to_dataclass
+    from verl.workers.rollout.vllm_rollout.vllm_async_server import vLLMHttpServer
+
+    server = object.__new__(vLLMHttpServer)
+    server.config = server._init_config(omega_conf_to_dataclass(rollout))  # as RolloutReplica hands it over
+    server.model_config = server._init_model_config(model)
+    server._validate_configs()
+    return server
+
+
+def check_rollout_startup(config: Any, proxy_max_new_tokens: int) -> list[Problem]:
+    """Every vLLM server verl would start passes verl's own start-up steps (``replay_rollout_startup``), and
+    verl's reward-model pool, if any, holds the longest proxy request (``check_pool_length``).
+
+    Composing the config and building its dataclasses do not run those steps: a frozen field that verl assigns
+    at start-up (``max_num_batched_tokens`` with chunked prefill off) killed every server only once they started.
+    """
+    try:
+        import vllm  # noqa: F401
+    except ImportError as error:
+        return [Problem("rollout", f"cannot replay verl's rollout start-up: vLLM does not import here ({error}); "
+                                   "pip install -r requirements_rl.txt")]
+    problems = []
+    for key, rollout, model in rollout_servers(config):
+        if rollout.name != "vllm":
+            continue
+        try:
+            served = replay_rollout_startup(rollout, model)
+        except Exception as error:  # noqa: BLE001  (whatever verl raises is what the servers would die of)
+            problems.append(Problem("rollout", f"verl's vLLM server start-up rejects {key}: "
+                                               f"{type(error).__name__}: {error}"))
+            continue
+        if key.startswith("reward."):
+            problems += check_pool_length(config, served.model_config.get_processor(), served.config.max_model_len,
+                                          proxy_max_new_tokens)
+    return problems
+
+
+CHAT_TURN_TOKENS = 16  # the chat template's role markers around one user turn (Qwen2.5-VL: 5 with the reply's)
+
+
+def proxy_request_tokens(config: Any, tokenizer: Any, max_new_tokens: int) -> int:
+    """The most tokens a proxy request to verl's pool can ask for: its longest prompt plus ``max_new_tokens``.
+
+    The proxy prompt holds the GRM prompt's pair and image (at most ``data.max_prompt_length`` tokens: verl
+    filters longer prompts) and the rollout's rubric (at most ``data.max_response_length``), in the proxy's
+    template instead of the GRM's: bounded by both lengths plus the template's own tokens.
+    """
+    from proxy_grm.prompts import proxy_prompt
+
+    tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a processor holds its tokenizer
+    template_tokens = len(tokenizer.encode(proxy_prompt("", "", "", ""))) + CHAT_TURN_TOKENS
+    return (int(config.data.max_prompt_length) + int(config.data.max_response_length) + template_tokens
+            + max_new_tokens)
+
+
+def check_pool_length(config: Any, tokenizer: Any, max_model_len: int, max_new_tokens: int) -> list[Problem]:
+    """verl's pool holds the longest proxy request; else vLLM answers 400 and every reward call fails."""
+    need = proxy_request_tokens(config, tokenizer, max_new_tokens)
+    if need <= max_model_len:
+        return []
+    return [Problem("proxy", f"verl's reward-model servers hold {max_model_len} tokens (reward.reward_model.rollout."
+                             f"max_model_len) but a proxy request may need {need}: the longest prompt "
+                             "(data.max_prompt_length + data.max_response_length + the proxy template) plus "
+                             f"max_new_tokens={max_new_tokens}; vLLM refuses such a request (HTTP 400). Raise "
+                             "max_model_len (unset: the model's max_position_embeddings) or lower "
+                             "reward_kwargs.max_new_tokens")]
+
+
 def _open_here(ref: Any) -> str | None:
     """Why an image entry of a training row does not open on this node, or None."""
     from proxy_grm.images import ImageLoadError, load_image

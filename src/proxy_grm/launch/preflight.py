@@ -23,6 +23,7 @@ from pathlib import Path
 
 from proxy_grm.launch import checks
 from proxy_grm.launch.checks import Problem
+from proxy_grm.proxy_contract import DEFAULT_MAX_NEW_TOKENS
 
 Check = tuple[str, Callable[[], list[Problem]]]
 
@@ -51,8 +52,8 @@ def run_checks(selected: list[Check], skip: set[str]) -> int:
 # Every check, in the order a stage runs those it selects: the node itself first (GPUs, installed
 # versions, compiled extensions, the trainer's imports), then the launch's own config, then what it
 # talks to (the proxy before the images it will be asked about), then the disk and stray engines.
-CHECK_ORDER = ("cuda", "versions", "flash-attn", "trainer", "batch", "proxy", "memory", "logger", "images",
-               "disk", "engines")
+CHECK_ORDER = ("cuda", "versions", "flash-attn", "trainer", "batch", "rollout", "proxy", "memory", "logger",
+               "images", "disk", "engines")
 
 
 def in_order(selected: dict[str, Callable[[], list[Problem]]]) -> list[Check]:
@@ -82,6 +83,8 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
         "versions": lambda: checks.check_versions(repo / "requirements_rl.txt"),
         "trainer": checks.check_trainer_imports,
         "batch": lambda: batch_problems,
+        "rollout": lambda: checks.check_rollout_startup(
+            config, int(reward.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS)),
         "logger": lambda: checks.check_logger(list(trainer.logger)),
         "images": lambda: checks.check_images(files, proxy_urls, api_key),
         "disk": lambda: checks.check_disk(Path(trainer.default_local_dir), str(model.path)),

@@ -15,7 +15,10 @@ verl hands the trainer a step's rollouts before any of them is used, and stops t
 - the proxy failed for any rollout under ``on_failure=raise`` (the default): our reward function records
   the failure instead of raising (``reward.score.verl_compute_score``), so the line names the replica(s)
   and the count. Under ``score_as_release`` such rollouts train with p = 0 and are counted in
-  ``reward_parts/proxy_failed``.
+  ``reward_parts/proxy_failed``;
+- verl's sampler is about to drop failed groups and generate others in their place, which it does in the
+  async trainer modes (``ReplayBufferAsync``) and with ``sync_refill_failed_groups=True``: the step would
+  come back full and the loss unseen (``check_failed_groups``, on the buffer's ``_evict_terminal_groups``).
 
 **Reward parts per step.** verl logs a step's scores, advantages and lengths
 (``PPOTrainer._compute_metrics``, verl/trainer/ppo/v1/trainer_base.py) but none of the other keys the
@@ -98,6 +101,22 @@ def check_step(step: int, expected: int, keys: Sequence[str], infos: Sequence[Ma
             "reward_parts/proxy_failed)")
 
 
+def check_failed_groups(step: int, groups: int, rollout_n: int) -> None:
+    """Raise ``RolloutsLostError`` for failed groups that verl's sampler would evict and replace.
+
+    Under ``trainer.v1.trainer_mode`` ``colocate_async`` / ``separate_async`` (``ReplayBufferAsync``), or
+    ``sync_refill_failed_groups=True``, verl drops every group with a failed rollout and generates new prompts in
+    its place (``verl/trainer/ppo/v1/replay_buffer.py``, ``_evict_terminal_groups``): the step never comes back
+    short, so ``check_step`` cannot see the loss, and a reward that always fails refills forever.
+    """
+    raise RolloutsLostError(
+        f"step {step}: {groups} prompt group(s) (up to {groups * rollout_n} rollouts) came back with a failed "
+        "rollout; verl's sampler would drop them and generate others in their place (async trainer modes, "
+        "sync_refill_failed_groups), hiding a failing agent loop or reward function, so the run stops here. "
+        "Why each failed is logged by the agent-loop worker as 'Error in _run_prompt' "
+        "(verl/trainer/ppo/v1/agent_loop_tq.py)")
+
+
 class RolloutGuard:
     """Mixin for a verl v1 trainer: the replay buffer's training samples are checked by ``check_step``."""
 
@@ -117,12 +136,22 @@ class RolloutGuard:
             return batch, metrics
 
         buffer.sample = checked_sample
+        evict = buffer._evict_terminal_groups
+
+        def checked_evict(global_steps: int, partition_id: str, eviction_reasons: tuple) -> tuple:
+            failed = eviction_reasons[2]  # verl's (stale, dapo, failed, dapo_counts)
+            if failed and partition_id == TRAIN_PARTITION:
+                check_failed_groups(global_steps, len(failed), rollout_n)
+            return evict(global_steps, partition_id, eviction_reasons)
+
+        buffer._evict_terminal_groups = checked_evict
         return buffer
 
     def _proxy_failure_policy(self) -> tuple[tuple[str, ...], bool]:
         """The proxy URLs and whether a proxy failure stops the run, from the reward kwargs verl was given."""
         reward_fn = self.config.reward.get("custom_reward_function") or {}
-        kwargs = OmegaConf.to_container(reward_fn.get("reward_kwargs") or {}, resolve=True)
+        raw = reward_fn.get("reward_kwargs") or {}  # a DictConfig from Hydra, a dict from code that builds one
+        kwargs = OmegaConf.to_container(raw, resolve=True) if OmegaConf.is_config(raw) else dict(raw)
         if self.config.reward.reward_model.enable:  # the router starts later, in the reward loop: name it so
             kwargs[ROUTER_KWARG] = VERL_ROUTER_NAME  # type: ignore[index]
         settings = resolve_settings(kwargs)  # type: ignore[arg-type]
