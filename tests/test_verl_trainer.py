@@ -18,7 +18,7 @@ import pytest
 import ray
 import torch
 import transfer_queue as tq
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from helpers import REWARD_FILE
 from proxy_grm.demo.verl_loop import trainer_config
@@ -153,12 +153,12 @@ def run_step_through_verls_agent_loop(config: Any, prompts: int) -> None:
     reward_worker.loop.run_until_complete(step())
 
 
-def guarded_buffer(config: Any) -> Any:
-    """verl's replay buffer as our trainer builds it (``_build_replay_buffer`` of verl's sync trainer + guard)."""
-    from verl.trainer.ppo.v1 import PPOTrainerSync
+def guarded_buffer(config: Any, mode: str = "sync") -> Any:
+    """verl's replay buffer as our trainer builds it (``_build_replay_buffer`` of verl's trainer + guard)."""
+    from verl.trainer.ppo.v1 import get_trainer_cls
 
-    trainer = object.__new__(with_reward_accounting(PPOTrainerSync))
-    trainer.config, trainer.trainer_mode = config, "sync"
+    trainer = object.__new__(with_reward_accounting(get_trainer_cls(mode)))
+    trainer.config, trainer.trainer_mode = config, mode
     return trainer._build_replay_buffer()
 
 
@@ -207,6 +207,54 @@ def test_a_dead_proxy_stops_the_step_before_the_update_naming_the_url(transfer_q
     with pytest.raises(RolloutsLostError,
                        match=rf"step 1: the proxy could not judge 4 of 8 rollouts .*\({dead}/get_reward_mllm: 4\)"):
         buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+
+
+def test_verls_async_sampler_would_drop_and_refill_the_failed_groups(transfer_queue: None, step_config: Any) -> None:
+    """What the async modes do with a reward function that raises: the failed groups go and new prompts are
+    asked for in their place, so a step comes back full and the loss is seen nowhere but a metric."""
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBufferAsync
+
+    from proxy_grm.reward import score
+
+    _, config = step_config(score.__file__)
+    run_step_through_verls_agent_loop(config, prompts=2)
+    refills: list[int] = []
+
+    def refill(count: int) -> None:
+        refills.append(count)
+        raise StopIteration  # verl would generate `count` new prompts and wait for them
+
+    buffer = ReplayBufferAsync("colocate_async", {}, None, "drop", {}, poll_interval=0.1, refill_fn=refill,
+                               train_batch_size=2, gen_batch_size=2)
+    with pytest.raises(StopIteration):
+        buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert refills == [2]
+
+
+@pytest.mark.parametrize("mode", ["colocate_async", "separate_async"])
+def test_failed_groups_stop_an_async_trainer_instead_of_being_refilled(transfer_queue: None, step_config: Any,
+                                                                       mode: str) -> None:
+    from proxy_grm.reward import score
+
+    _, config = step_config(score.__file__)  # compute_score raises on a dead proxy: verl fails those groups
+    run_step_through_verls_agent_loop(config, prompts=2)
+    buffer = guarded_buffer(config, mode)
+    buffer.poll_interval = 0.1
+    with pytest.raises(RolloutsLostError, match=r"step 1: 2 prompt group\(s\) \(up to 8 rollouts\) came back with "
+                                                r"a failed rollout; verl's sampler would drop them"):
+        buffer.sample(global_steps=1, partition_id="train", batch_size=2)
+
+
+def test_the_guard_reads_reward_kwargs_that_are_a_plain_dict(transfer_queue: None, step_config: Any) -> None:
+    """verl run without our launchers: no reward_kwargs (``{}``, falsy), or a config built from plain dicts."""
+    from verl.trainer.ppo.v1 import PPOTrainerSync
+
+    _, config = step_config(REWARD_FILE)
+    trainer = object.__new__(with_reward_accounting(PPOTrainerSync))
+    trainer.config = OmegaConf.merge(config, {"reward": {"reward_model": {"enable": True}}})
+    with open_dict(trainer.config):
+        trainer.config.reward.custom_reward_function.reward_kwargs = {}
+    assert trainer._proxy_failure_policy() == (("http://verl-reward-model-router",), True)
 
 
 def test_score_as_release_trains_on_and_counts_the_failures(transfer_queue: None, step_config: Any) -> None:
