@@ -36,12 +36,13 @@ at 256 calls in flight it cost more CPU than the proxy's own request handling
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
 import time
 import weakref
-from collections.abc import Callable, Hashable
+from collections.abc import AsyncGenerator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -340,19 +341,49 @@ def request_json(client: httpx.Client, url: str, body: Any = None, max_retries: 
 
 
 _POOLS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, ProxyPool]] = weakref.WeakKeyDictionary()
+_CLOSERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = \
+    weakref.WeakKeyDictionary()
 
 
 def get_pool(settings: RewardSettings, pool_cls: type[ProxyPool] = ProxyPool) -> ProxyPool:
-    """The pool of ``pool_cls`` for these settings on the running event loop, created on first use."""
+    """The pool of ``pool_cls`` for these settings on the running event loop, created on first use.
+
+    The loop's pools close when the loop shuts down (``close_with_loop``), so a caller that runs each reward
+    call on a loop of its own (``asyncio.run(compute_score(...))``) leaves no session or task behind.
+    """
     key = (pool_cls, settings.proxy_endpoints, settings.timeout_s, settings.api_key, settings.max_connections,
            settings.max_new_tokens)
-    pools = _POOLS.setdefault(asyncio.get_running_loop(), {})
+    loop = asyncio.get_running_loop()
+    if loop not in _POOLS:
+        _POOLS[loop] = {}
+        close_with_loop(loop)
+    pools = _POOLS[loop]
     if key not in pools:
         pools[key] = pool_cls(settings)
     return pools[key]
 
 
 async def close_pools() -> None:
-    """Close the running loop's clients (tests and clean shutdowns)."""
+    """Close the running loop's clients (tests and clean shutdowns; the loop's shutdown does it too)."""
     for pool in _POOLS.pop(asyncio.get_running_loop(), {}).values():
         await pool.aclose()
+
+
+async def _closer() -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        await close_pools()
+
+
+def close_with_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Close ``loop``'s pools when it shuts down: at ``loop.shutdown_asyncgens()``, which ``asyncio.run`` calls
+    before it closes the loop, asyncio ``aclose``s every async generator started on it and not finished.
+
+    ``_closer`` is started here, synchronously, up to its ``yield`` (asyncio's first-iteration hook registers
+    it with the running loop), and kept alive for the loop's lifetime (the loop only holds it weakly).
+    """
+    closer = _closer()
+    _CLOSERS[loop] = closer
+    with contextlib.suppress(StopIteration):
+        closer.__anext__().send(None)
