@@ -16,6 +16,7 @@ import warnings
 import pytest
 
 from proxy_grm.reward import compute_score
+from proxy_grm.reward.proxy_client import close_pools
 from reward_stub_proxy import IMAGES
 
 CALLS = 300
@@ -45,3 +46,18 @@ def test_hundreds_of_calls_each_on_its_own_loop_leave_nothing_running(endpoint: 
     unclosed = [str(warning.message) for warning in caught if "Unclosed" in str(warning.message)]
     assert unclosed == [], unclosed[:3]
     assert open_fds() <= before + 2, "sockets left open by earlier calls"
+
+
+def test_a_long_lived_loop_keeps_serving_after_close_pools(stub_url: str) -> None:
+    """verl's reward worker keeps one loop; ``close_pools`` on it (the demo's harness) must not leave a closer
+    that later closes the next call's pool."""
+    loop = asyncio.new_event_loop()
+    try:
+        for _ in range(3):
+            score = loop.run_until_complete(compute_score("rlaif_v", PICK1, "1", PAIR, proxy_url=stub_url))
+            loop.run_until_complete(close_pools())
+            gc.collect()
+            assert score["proxy_reward"] == 1.0
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

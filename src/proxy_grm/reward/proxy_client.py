@@ -354,10 +354,9 @@ def get_pool(settings: RewardSettings, pool_cls: type[ProxyPool] = ProxyPool) ->
     key = (pool_cls, settings.proxy_endpoints, settings.timeout_s, settings.api_key, settings.max_connections,
            settings.max_new_tokens)
     loop = asyncio.get_running_loop()
-    if loop not in _POOLS:
-        _POOLS[loop] = {}
+    if loop not in _CLOSERS:  # once per loop: the closer closes whatever pools the loop holds when it shuts down
         close_with_loop(loop)
-    pools = _POOLS[loop]
+    pools = _POOLS.setdefault(loop, {})
     if key not in pools:
         pools[key] = pool_cls(settings)
     return pools[key]
