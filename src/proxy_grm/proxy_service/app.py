@@ -287,8 +287,8 @@ def create_app(config: ServiceConfig,
         """Which of these references this node cannot read (the trainer's paths must resolve here too)."""
 
         def reason(ref: str) -> str | None:
-            try:
-                load_image(ref, config.image_root)
+            try:  # the reward endpoints' own loader: an image passes here exactly when a reward call takes it
+                _load_checked_image(ref, config.image_root, "image")
             except ImageLoadError as error:
                 return error.reason
             return None
