@@ -38,7 +38,7 @@ def write_pairs(out: Path, pairs: int, seed: int, hard_pairs: int = 0) -> Heldou
 def grm_accuracy(python: str, questions: Path, checkpoint: str, answers: Path, log: Path,
                  max_new_tokens: int) -> GrmHeldout:
     """Generate the GRM's verdicts on the held-out pairs in both orders and score them."""
-    from proxy_grm.demo.pipeline import run_logged
+    from proxy_grm.demo.stages import run_logged
 
     answers.unlink(missing_ok=True)
     run_logged([python, "eval/vl_reward_bench.py", "--model-path", checkpoint, "--question-file", str(questions),

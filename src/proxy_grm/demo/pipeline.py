@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from proxy_grm.demo.results import (
     TrainingSets,
     TransferSummary,
 )
-from proxy_grm.demo.stages import StageFailed
+from proxy_grm.demo.stages import StageFailed, run_logged
 from proxy_grm.evaluation.rubric_transfer import TransferItem
 from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.proxy_contract import HEALTH_PATH, route_url
@@ -133,17 +132,6 @@ SPLIT_SIZES: dict[str, int] = {"grm_sft": 1000, "proxy_sft": 1000, "proxy_rl": 2
 def pixel_env() -> dict[str, str]:
     """The one image budget for every stage, inside the tiny processor's range (``proxy_grm.pixels``)."""
     return {MAX_PIXELS_ENV: str(TINY_MAX_PIXELS), MIN_PIXELS_ENV: str(TINY_MIN_PIXELS)}
-
-
-def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None, what: str = "") -> None:
-    """Run a command with its output in ``log``; fail naming the command and the log's tail."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
-        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
-                              env=env or dict(os.environ)).returncode
-    if code != 0:
-        tail = log.read_bytes()[-3000:].decode(errors="replace")
-        raise StageFailed(f"{what or argv[0]} exited with {code} (log {log}):\n{tail}")
 
 
 def _vllm_server(config: DemoConfig, argv_tail: list[str], log: Path, health_path: str = "/health") -> ServerProcess:

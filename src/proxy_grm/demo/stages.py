@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +32,17 @@ Result = TypeVar("Result", bound=BaseModel)
 
 class StageFailed(RuntimeError):
     """A demo stage failed; the message names the stage and its log or cause."""
+
+
+def run_logged(argv: list[str], log: Path, env: dict[str, str] | None = None, what: str = "") -> None:
+    """Run a command with its output in ``log``; fail naming the command and the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        code = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT,
+                              env=env or dict(os.environ)).returncode
+    if code != 0:
+        tail = log.read_bytes()[-3000:].decode(errors="replace")
+        raise StageFailed(f"{what or argv[0]} exited with {code} (log {log}):\n{tail}")
 
 
 @dataclass
