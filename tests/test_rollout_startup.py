@@ -76,7 +76,7 @@ def test_verls_rollout_startup_accepts_every_launchers_settings(rl_python: Path,
     problems = json.loads(probe(rl_python, "rollout", str(path)))
     assert {name: found for name, found in problems.items() if name != "short-pool"} == {name: [] for name in LAUNCHES}
     (short,) = problems["short-pool"]
-    assert short.startswith("proxy: verl's reward-model servers hold 8192 tokens"), short
+    assert short.startswith("rollout: verl's reward-model servers hold 8192 tokens"), short
     assert f"max_new_tokens={DEFAULT_MAX_NEW_TOKENS}" in short
 
 

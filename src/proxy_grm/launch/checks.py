@@ -332,7 +332,7 @@ def check_pool_length(config: Any, tokenizer: Any, max_model_len: int, max_new_t
     need = proxy_request_tokens(config, tokenizer, max_new_tokens)
     if need <= max_model_len:
         return []
-    return [Problem("proxy", f"verl's reward-model servers hold {max_model_len} tokens (reward.reward_model.rollout."
+    return [Problem("rollout", f"verl's reward-model servers hold {max_model_len} tokens (reward.reward_model.rollout."
                              f"max_model_len) but a proxy request may need {need}: the longest prompt "
                              "(data.max_prompt_length + data.max_response_length + the proxy template) plus "
                              f"max_new_tokens={max_new_tokens}; vLLM refuses such a request (HTTP 400). Raise "
