@@ -8,7 +8,7 @@
 #   bash scripts/gpu_smoke.sh                  # PROXY_MODE=service: a local proxy service (vLLM backend), 1 GPU
 #   PROXY_MODE=pool bash scripts/gpu_smoke.sh  # verl's own reward-model pool: 2 GPUs, 1 actor + 1 pool
 # PROXY_MODE=pool starts no proxy service: verl's trainer starts vLLM servers on the tiny model in a standalone
-# pool of one GPU (scripts/rl/README.md, "Where the proxy runs"; colocated is refused there).
+# pool of one GPU (docs/grpo.md, "Where the proxy runs"; colocated is refused there).
 # Environment: PROXY_MODE [service], OUT_DIR [outputs/gpu_smoke], PYTHON [python3], SWIFT [swift],
 # PROXY_PORT [18000], CUDA_VISIBLE_DEVICES [0; pool: 0,1], DRY_RUN=1 (print the GRPO step's command, with the
 # SFT checkpoint it would start from named checkpoint-LAST, and exit before any work; the GPU count is not

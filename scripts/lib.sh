@@ -67,7 +67,7 @@ one_of() {
   die "${name} must be one of: $*; got '${!name}'"
 }
 
-# export_max_pixels: MAX_PIXELS, by default the release's budget (README, "Image size"): SFT, the RL
+# export_max_pixels: MAX_PIXELS, by default the release's budget (docs/data.md, "Image size"): SFT, the RL
 # rows, the proxy and the eval all resize to it. It is proxy_grm.pixels.RELEASE_MAX_PIXELS, which
 # tests/test_consumers_agree.py checks; every launcher takes it from here.
 export_max_pixels() {

@@ -71,7 +71,8 @@ def test_a_hung_proxy_fails_each_attempt_within_the_documented_bound(tmp_path: P
         assert isinstance(outcome, ProxyUnavailableError), outcome
         assert outcome.url == f"{base}/get_reward_mllm" and "did not answer" in str(outcome), outcome
         assert outcome.attempts == max_retries + 1
-    # Documented bound (README, reward section): (max_retries + 1) x (timeout_s + probe interval) + backoff.
+    # Documented bound (docs/proxy-service.md, "When the proxy is busy, slow or down"):
+    # (max_retries + 1) x (timeout_s + probe interval) + backoff.
     bound = (max_retries + 1) * (timeout_s + probe_interval(timeout_s)) + backoff_s
     assert elapsed <= bound + 2.0, f"took {elapsed:.1f}s, bound {bound:.1f}s"
 

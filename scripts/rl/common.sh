@@ -29,7 +29,7 @@ ROLLOUT_ENGINE="${ROLLOUT_ENGINE:-vllm}"
 ROLLOUT_TP="${ROLLOUT_TP:-2}"
 TOTAL_EPOCHS="${TOTAL_EPOCHS:-1}"
 PROJECT_NAME="${PROJECT_NAME:-proxy_grm}"
-# The one pixel budget (README, "Image size"): the RL rows carry it per image; this is the
+# The one pixel budget (docs/data.md, "Image size"): the RL rows carry it per image; this is the
 # fallback qwen-vl-utils reads for rows written without one.
 export_max_pixels
 
@@ -144,7 +144,7 @@ grpo_overrides() {
   )
 }
 
-# Where the proxy agent runs (scripts/rl/README.md, "Where the proxy runs"), PROXY_MODE:
+# Where the proxy agent runs (docs/grpo.md, "Where the proxy runs"), PROXY_MODE:
 #   service: our HTTP service (proxy/proxy.py) at PROXY_URLS, started by hand beside the trainer;
 #   pool:    verl 0.9.1's own reward-model servers (vLLM on the Proxy-SFT checkpoint PROXY_MODEL_PATH, on
 #            PROXY_NNODES x PROXY_GPUS_PER_NODE GPUs of their own) behind verl's router; verl hands our

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Proxy-GRM GRPO (stage C.2): verl 0.9 GRPO from the Proxy-GRM-SFT checkpoint on the hard
 # pairs; each rollout's rubric is scored over HTTP by the proxy service (proxy/proxy.py).
-# Defaults are the authors' release settings (8 GPUs, 1 node). See scripts/rl/README.md.
+# Defaults are the authors' release settings (8 GPUs, 1 node). See docs/grpo.md.
 #
 #   MODEL_PATH=ckpt/proxy_grm_sft TRAIN_FILES=data/rl/train.parquet VAL_FILES=data/rl/val.parquet \
 #   PROXY_URLS=http://10.0.0.7:8000,http://10.0.0.8:8000 bash scripts/rl/train_proxy_grm.sh [hydra overrides]
@@ -15,7 +15,7 @@
 # EXPERIMENT_NAME, SAVE_DIR, MAX_PIXELS, PYTHON, the GRPO sizes in common.sh (TRAIN_BATCH_SIZE,
 # ROLLOUT_N, ...), LORA_RANK (0), LORA_ALPHA (16), ACTOR_OFFLOAD (0|1), PROXY_WAIT_S (how long the
 # preflight waits for loading replicas), PROXY_MODEL_PATH + PROXY_GPU_MEMORY_UTILIZATION in service mode with
-# the proxy on this GPU (the preflight's memory plan; scripts/rl/README.md, "One GPU"),
+# the proxy on this GPU (the preflight's memory plan; docs/grpo.md, "One GPU"),
 # PROXY_GRM_API_KEY (bearer key, read by the reward function on every node), PREFLIGHT=0 (skip the
 # checks), DRY_RUN=1 (print the command and exit). Extra arguments are Hydra overrides, passed through
 # last; to change a reward kwarg set here, drop the "+" (reward.custom_reward_function.reward_kwargs.timeout_s=300).

@@ -49,7 +49,7 @@ MAX_STEPS="${MAX_STEPS:--1}"
 SAVE_STEPS="${SAVE_STEPS:-100}"
 LOGGING_STEPS="${LOGGING_STEPS:-1}"
 GRPO_DEVICE="${GRPO_DEVICE:-cpu}"
-# The one pixel budget (README, "Image size"): ms-swift reads MAX_PIXELS for the policy's images.
+# The one pixel budget (docs/data.md, "Image size"): ms-swift reads MAX_PIXELS for the policy's images.
 export_max_pixels
 SWIFT="${SWIFT:-swift}"
 

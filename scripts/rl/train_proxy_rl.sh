@@ -4,7 +4,7 @@
 # its reward is the accuracy of its own verdict (+1/-1), computed by the same reward module
 # with the proxy call switched off and the format reward off (the GRM's rubric/eval/answer
 # check does not apply to the proxy's output). The release does not publish this stage's reward or
-# settings; we reuse the Proxy-GRM GRPO settings (ours). See scripts/rl/README.md.
+# settings; we reuse the Proxy-GRM GRPO settings (ours). See docs/grpo.md.
 #
 #   MODEL_PATH=ckpt/proxy_sft TRAIN_FILES=data/proxy_rl/train.parquet VAL_FILES=data/proxy_rl/val.parquet \
 #   bash scripts/rl/train_proxy_rl.sh [hydra overrides]

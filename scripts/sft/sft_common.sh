@@ -24,7 +24,7 @@ require_vars \
 select_logger
 
 SFT_DEVICE="${SFT_DEVICE:-cuda}"          # cuda | cpu (cpu: smoke runs on the tiny model)
-# The one pixel budget: SFT, the RL rows, the proxy and the eval all read MAX_PIXELS (README, "Image size").
+# The one pixel budget: SFT, the RL rows, the proxy and the eval all read MAX_PIXELS (docs/data.md, "Image size").
 export_max_pixels
 ATTN_IMPL="${ATTN_IMPL:-flash_attn}"      # flash_attn (the release) | sdpa (no flash-attn needed)
 FREEZE_VIT="${FREEZE_VIT:-false}"

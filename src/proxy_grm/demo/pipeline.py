@@ -63,7 +63,7 @@ class DemoConfig:
     sft_warmup_ratio: str = "0.15"
     sft_gradient_accumulation: int = 1
     sft_batch_size: int = 2
-    # ms-swift's defaults; the learning run (README, "Does it learn?") takes a constant lr and no weight
+    # ms-swift's defaults; the learning run (docs/toy.md, "Does it learn?") takes a constant lr and no weight
     # decay, with which the probe learned the verdict (a decaying lr or weight decay 0.1 stopped it).
     sft_lr_scheduler: str = "cosine"
     sft_weight_decay: str = "0.1"
@@ -113,7 +113,7 @@ class DemoConfig:
         return self.out_dir.joinpath(*parts)
 
 
-# The learning run (``--learning-run``; README, "Does it learn?"; tests/test_toy_learns.py): the stub teacher on
+# The learning run (``--learning-run``; docs/toy.md, "Does it learn?"; tests/test_toy_learns.py): the stub teacher on
 # 1,024 pairs per source, steps of 4 rows at a constant lr 1e-3 without weight decay (with ms-swift's decaying lr
 # or weight decay 0.1 the probe's verdict stayed at chance), 2,000 GRM-SFT steps (1,500 left the verdict at 70%,
 # 3,000 left GRPO nothing to learn on the hard slice), 4,000 Proxy-SFT steps, then 24 GRPO steps and the ablation.

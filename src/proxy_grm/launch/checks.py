@@ -61,7 +61,7 @@ def driver_problem(torch_cuda: str, driver: Version) -> str | None:
 
     >>> print(driver_problem("13.0", Version("570.124.06")))  # doctest: +NORMALIZE_WHITESPACE
     driver 570.124.6 is older than 580.65.6, the oldest that runs CUDA 13.0 (torch was built for it):
-    update the driver or install the torch build for your CUDA (README, GPU set-up)
+    update the driver or install the torch build for your CUDA (docs/install.md, "GPU set-up")
     >>> driver_problem("12.8", Version("570.124.06")) is None
     True
     """
@@ -70,7 +70,7 @@ def driver_problem(torch_cuda: str, driver: Version) -> str | None:
     if need is None or driver >= need:
         return None
     return (f"driver {driver} is older than {need}, the oldest that runs CUDA {torch_cuda} (torch was built for it): "
-            "update the driver or install the torch build for your CUDA (README, GPU set-up)")
+            'update the driver or install the torch build for your CUDA (docs/install.md, "GPU set-up")')
 
 
 def check_cuda(gpus: int) -> list[Problem]:
@@ -78,11 +78,11 @@ def check_cuda(gpus: int) -> list[Problem]:
     try:
         import torch
     except ImportError:
-        return [Problem("cuda", "torch is not installed in this environment (README, GPU set-up)")]
+        return [Problem("cuda", 'torch is not installed in this environment (docs/install.md, "GPU set-up")')]
     driver = nvidia_driver()
     if torch.version.cuda is None:
         return [Problem("cuda", f"torch {torch.__version__} is a CPU build: "
-                                "install the CUDA build (README, GPU set-up)")]
+                                'install the CUDA build (docs/install.md, "GPU set-up")')]
     if driver is None:
         return [Problem("cuda", "no NVIDIA driver found (nvidia-smi is not on PATH): run on a GPU node")]
     problems = []

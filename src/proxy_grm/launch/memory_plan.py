@@ -215,7 +215,10 @@ def load_shape(spec: str) -> ModelShape:
 
 @dataclass(frozen=True)
 class Layout:
-    """One GPU: verl's actor and rollout plus the proxy service. Defaults: the one-GPU recipe (README)."""
+    """One GPU: verl's actor and rollout plus the proxy service.
+
+    Defaults: the one-GPU recipe (docs/grpo.md, "One GPU").
+    """
 
     gpu_gib: float
     rollout_utilization: float | None = None  # actor_rollout_ref.rollout.gpu_memory_utilization; None: auto

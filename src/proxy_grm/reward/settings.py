@@ -43,8 +43,8 @@ error naming the URL: ``compute_score`` raises; under verl the failure is record
 and ``proxy_grm.launch.verl_trainer`` stops the run) or ``score_as_release`` (score the call
 as the release did, proxy reward 0, and count it in ``proxy_failed``).
 
-``proxy_check`` and ``leak_penalty``: the reward-hacking guards (``score.py`` and the
-README's reward section): the order-swap check, and a penalty on rubrics that leak
+``proxy_check`` and ``leak_penalty``: the reward-hacking guards (``score.py`` and
+docs/reward.md, "Reward-hacking guards"): the order-swap check, and a penalty on rubrics that leak
 the verdict.
 
 ``RewardSettings`` is a pydantic model: it types, bounds and coerces every value

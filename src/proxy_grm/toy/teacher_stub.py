@@ -52,7 +52,8 @@ def evidence(response_1: str, response_2: str, colour: str | None, source: str, 
 
     The verdict is then an induction step (find the earlier copy of the colour just written, copy the number
     after it), which a two-layer model learns: free-running, 100% of 64 held-out items from step 1,500 of the
-    probe (README, "Does it learn?", the probe's table). A per-response right/wrong eval stayed at chance for 2,400.
+    probe (docs/toy.md, "Does it learn?", the probe's table). A per-response right/wrong eval stayed at chance
+    for 2,400.
     """
     return (f"Colours: {named_colour(response_1)} 1, {named_colour(response_2)} 2. "
             f"The {source}: {colour} {verdict}.")
