@@ -154,3 +154,13 @@ def test_memory_check_runs_only_for_one_gpu_with_a_local_proxy(tmp_path: Path, m
     assert "memory" not in selected(PROXY_URLS=LOCAL_PROXY, N_GPUS_PER_NODE="2")
     monkeypatch.setattr(checks, "gpu_memory_gib", lambda: None)
     assert "memory" not in selected(PROXY_URLS=LOCAL_PROXY)
+
+
+@pytest.mark.parametrize("flags", [[], ["--lora-rank", "64", "--offload"],
+                                   ["--lora-rank", "64", "--offload", "--actor-dtype", "bf16"]])
+def test_the_docs_tables_are_the_clis_output(flags: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/gpu-memory.md's grids are what the plan prints today: a change to a formula fails here until the
+    page is regenerated with the command it names."""
+    main(["--policy", "3b", "7b", "--proxy", "3b", "7b", "--gpu-gb", "24", "48", "80", *flags])
+    table = capsys.readouterr().out.strip()
+    assert table.startswith("| policy | proxy |") and table in (REPO_ROOT / "docs" / "gpu-memory.md").read_text()
