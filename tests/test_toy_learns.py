@@ -9,6 +9,10 @@ and the verdict on pairs no stage saw, each judged as shown and swapped, so a co
 (192 pairs per source) stayed at 50% at steps 500 to 2,500. A label flipped in the split sends the teacher's
 blind-spot pairs (yellow images with a wide green band, read as green) to SFT instead of the others, and a lost
 image leaves nothing to read the colour from: either way the rubric names the right colour at about chance.
+
+The whole chain is marked ``learning``: ``bash scripts/test.sh`` (and CI) runs its data half, which already fails
+on a flipped label, and leaves the SFT and held-out half to ``bash scripts/test.sh -m learning`` (docs/development.md,
+"The learning check"), which took 26 minutes on 2 idle cores and 50 on 2 slower ones: more than half of CI's time.
 """
 
 from __future__ import annotations
@@ -23,18 +27,33 @@ from proxy_grm.demo import heldout, pipeline
 HELDOUT_PAIRS = 40
 
 
-@pytest.mark.slow
-def test_grm_sft_judges_held_out_pairs_above_chance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def learning_run_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[pipeline.DemoConfig, Path]:
+    """The learning run's sources through the stub teacher and the split; its config and the GRM-SFT set.
+
+    A label flipped in the split stops here: only the blind-spot pairs (read as green) would count as teacher
+    correct, 92 GRM-SFT rows instead of a full set of 1,000 (checked by hand with the flip put in).
+    """
     monkeypatch.chdir(REPO_ROOT)
     for name, value in pipeline.pixel_env().items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # swift sft alone on the machine: both cores (0.74 s a step)
     config = pipeline.DemoConfig(out_dir=tmp_path, repo=REPO_ROOT, **pipeline.LEARNING_RUN)
-    model = pipeline.build_model(config)
     data = pipeline.prepare_with_stub_teacher(config, pipeline.make_sources(config))
     assert data.split.written["grm_sft"] == pipeline.SPLIT_SIZES["grm_sft"]  # a full set: 1,000 rows
-    grm = pipeline.sft(config, "scripts/sft/train_grm_sft.sh", model.model, tmp_path / "data" / "grm_sft.jsonl",
-                       "grm_sft", config.sft_steps)
+    return config, tmp_path / "data" / "grm_sft.jsonl"
+
+
+@pytest.mark.slow
+def test_the_learning_runs_split_fills_the_grm_sft_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain's data half, in every test run: the label-flip check of the split, in about a minute."""
+    learning_run_data(tmp_path, monkeypatch)
+
+
+@pytest.mark.learning
+def test_grm_sft_judges_held_out_pairs_above_chance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config, grm_sft_set = learning_run_data(tmp_path, monkeypatch)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # swift sft alone on the machine: both cores (0.74 s a step)
+    model = pipeline.build_model(config)
+    grm = pipeline.sft(config, "scripts/sft/train_grm_sft.sh", model.model, grm_sft_set, "grm_sft", config.sft_steps)
     pairs = heldout.write_pairs(tmp_path / "heldout" / "pairs.jsonl", HELDOUT_PAIRS, seed=0)
     accuracy = heldout.grm_accuracy(config.python, Path(pairs.questions), grm.checkpoint,
                                     tmp_path / "heldout" / "answers.jsonl", tmp_path / "heldout.log",
