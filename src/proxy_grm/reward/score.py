@@ -52,7 +52,6 @@ missing fields, where the release silently skipped the proxy.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from proxy_grm.parsing import accuracy_reward, extract_rubric, is_well_formatted, parse_label, rubric_leak
@@ -61,30 +60,11 @@ from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, Prox
 from proxy_grm.reward.router_client import RouterPool
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
 
-
-@dataclass(frozen=True)
-class ScoreParts:
-    """The reward dict of one rollout (``asdict``), every key in every rollout: verl builds its per-step arrays
-    from the first rollout's keys, and the step metrics and the ms-swift adapter read these names."""
-
-    score: float
-    accuracy_reward: float
-    proxy_reward: float
-    format_reward: float
-    verdict_correct: float
-    well_formatted: float
-    proxy_judgement: float
-    has_rubric: float
-    proxy_called: float
-    proxy_failed: float
-    proxy_failed_replica: float
-    proxy_attempts: float
-    proxy_truncated: float
-    rubric_leak: float
-    proxy_consistent: float
-
-
-SCORE_KEYS = tuple(part.name for part in fields(ScoreParts))
+SCORE_KEYS = (
+    "score", "accuracy_reward", "proxy_reward", "format_reward", "verdict_correct", "well_formatted",
+    "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_failed_replica", "proxy_attempts",
+    "proxy_truncated", "rubric_leak", "proxy_consistent",
+)
 PAIR_FIELDS = ("question", "response_1", "response_2", "image")
 # Rows written before the rename name the shown responses as the release does.
 RELEASE_NAMES = {"response_1": "chosen", "response_2": "rejected"}
@@ -161,23 +141,23 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
         proxy = 0.0
 
     format_reward = settings.format_weight * float(formatted)
-    return asdict(ScoreParts(
-        score=float(accuracy + proxy + format_reward - settings.leak_penalty * leak),
-        accuracy_reward=float(accuracy),
-        proxy_reward=float(proxy),
-        format_reward=format_reward,
-        verdict_correct=float(correct),
-        well_formatted=float(formatted),
-        proxy_judgement=float(judgement),
-        has_rubric=float(rubric is not None),
-        proxy_called=float(called),
-        proxy_failed=float(failed),
-        proxy_failed_replica=float(failed_replica),
-        proxy_attempts=float(attempts),
-        proxy_truncated=float(truncated),
-        rubric_leak=float(leak),
-        proxy_consistent=float(consistent),
-    ))
+    return {
+        "score": float(accuracy + proxy + format_reward - settings.leak_penalty * leak),
+        "accuracy_reward": float(accuracy),
+        "proxy_reward": float(proxy),
+        "format_reward": format_reward,
+        "verdict_correct": float(correct),
+        "well_formatted": float(formatted),
+        "proxy_judgement": float(judgement),
+        "has_rubric": float(rubric is not None),
+        "proxy_called": float(called),
+        "proxy_failed": float(failed),
+        "proxy_failed_replica": float(failed_replica),
+        "proxy_attempts": float(attempts),
+        "proxy_truncated": float(truncated),
+        "rubric_leak": float(leak),
+        "proxy_consistent": float(consistent),
+    }
 
 
 async def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
