@@ -18,7 +18,7 @@ verl hands the trainer a step's rollouts before any of them is used, and stops t
   ``reward_parts/proxy_failed``;
 - verl's sampler is about to drop failed groups and generate others in their place, which it does in the
   async trainer modes (``ReplayBufferAsync``) and with ``sync_refill_failed_groups=True``: the step would
-  come back full and the loss unseen (``check_failed_groups``, on the buffer's ``_evict_terminal_groups``).
+  come back full and the loss unseen (``failed_groups_error``, on the buffer's ``_evict_terminal_groups``).
 
 **Reward parts per step.** verl logs a step's scores, advantages and lengths
 (``PPOTrainer._compute_metrics``, verl/trainer/ppo/v1/trainer_base.py) but none of the other keys the
@@ -101,15 +101,15 @@ def check_step(step: int, expected: int, keys: Sequence[str], infos: Sequence[Ma
             "reward_parts/proxy_failed)")
 
 
-def check_failed_groups(step: int, groups: int, rollout_n: int) -> None:
-    """Raise ``RolloutsLostError`` for failed groups that verl's sampler would evict and replace.
+def failed_groups_error(step: int, groups: int, rollout_n: int) -> RolloutsLostError:
+    """The error that stops the run on failed groups that verl's sampler would evict and replace.
 
     Under ``trainer.v1.trainer_mode`` ``colocate_async`` / ``separate_async`` (``ReplayBufferAsync``), or
     ``sync_refill_failed_groups=True``, verl drops every group with a failed rollout and generates new prompts in
     its place (``verl/trainer/ppo/v1/replay_buffer.py``, ``_evict_terminal_groups``): the step never comes back
     short, so ``check_step`` cannot see the loss, and a reward that always fails refills forever.
     """
-    raise RolloutsLostError(
+    return RolloutsLostError(
         f"step {step}: {groups} prompt group(s) (up to {groups * rollout_n} rollouts) came back with a failed "
         "rollout; verl's sampler would drop them and generate others in their place (async trainer modes, "
         "sync_refill_failed_groups), hiding a failing agent loop or reward function, so the run stops here. "
@@ -141,7 +141,7 @@ class RolloutGuard:
         def checked_evict(global_steps: int, partition_id: str, eviction_reasons: tuple) -> tuple:
             failed = eviction_reasons[2]  # verl's (stale, dapo, failed, dapo_counts)
             if failed and partition_id == TRAIN_PARTITION:
-                check_failed_groups(global_steps, len(failed), rollout_n)
+                raise failed_groups_error(global_steps, len(failed), rollout_n)
             return evict(global_steps, partition_id, eviction_reasons)
 
         buffer._evict_terminal_groups = checked_evict
