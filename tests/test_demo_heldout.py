@@ -5,9 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from proxy_grm.demo.heldout import SLICES, proxy_accuracy, rubric_evidence
+import pytest
+
+from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.demo import stages
+from proxy_grm.demo.heldout import SLICES, grm_accuracy, proxy_accuracy, rubric_evidence, shown_pairs
+from proxy_grm.evaluation.benchmarks import VL_REWARDBENCH, Order
+from proxy_grm.evaluation.cli import generate_parser
+from proxy_grm.evaluation.runner import RunConfig, shown_reversed
 from proxy_grm.images import DATA_URI_PREFIX
-from proxy_grm.toy.colour_task import COLOURS, draw_image, in_blind_spot
+from proxy_grm.toy.colour_task import COLOURS, draw_image, in_blind_spot, write_heldout
 from proxy_grm.toy.teacher_stub import stub_rubric
 
 
@@ -58,3 +65,31 @@ def test_the_proxy_is_scored_per_rubric_overall_and_off_the_blind_spot(tmp_path:
     assert (result.teacher, result.other["teacher"]) == (4 / 6, 1.0)
     assert result.rule == result.grm == result.other["rule"] == 1.0
     assert result.counterfactual == result.other["counterfactual"] == 0.0
+
+
+def test_the_fluency_check_shows_each_pair_as_the_held_out_eval_did(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """``shown_pairs`` (the fluency check's prompts) against the order of the eval ``grm_accuracy`` runs, read from
+    the flags it passes: a seed or order changed on one side only fails here."""
+    questions = write_heldout(tmp_path / "pairs.jsonl", 8, seed=0)
+    argv: list[str] = []
+
+    def capture(command: list[str], *_: object) -> None:
+        argv.extend(command)
+        raise InterruptedError  # the eval itself is not run
+
+    monkeypatch.setattr(stages, "run_logged", capture)
+    with pytest.raises(InterruptedError):
+        grm_accuracy("python", questions, "ckpt", tmp_path / "answers.jsonl", tmp_path / "log", 8)
+    args = generate_parser(VL_REWARDBENCH).parse_args(argv[2:])
+    config = RunConfig(VL_REWARDBENCH, questions, args.answers_file, seed=args.seed,
+                       order=Order(args.order) if args.order else None)
+    rows = [row for _, row in iter_jsonl(questions)]
+    eval_order = [shown_reversed(config, row, index) for index, row in enumerate(rows)]
+    assert len(set(eval_order)) == 2  # both ways round occur, so the comparison can fail
+    pairs = shown_pairs(questions, 8)
+    assert [pair.answer == 2 for pair in pairs] == eval_order
+    assert [(pair.response_1, pair.response_2) for pair in pairs] == [
+        (row["rejected"], row["chosen"]) if reverse else (row["chosen"], row["rejected"])
+        for row, reverse in zip(rows, eval_order)]
+    assert len(shown_pairs(questions, 3)) == 3

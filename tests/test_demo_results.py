@@ -12,8 +12,8 @@ from pydantic import BaseModel, ValidationError
 from proxy_grm.demo import heldout
 from proxy_grm.demo.heldout import RUBRICS, evidence_share, rollout_evidence_by_step
 from proxy_grm.demo.__main__ import build_parser, parse_args
-from proxy_grm.demo.pipeline import LEARNING_RUN, DemoConfig
-from proxy_grm.demo.report import learning_figures, targets_met, write_report
+from proxy_grm.demo.config import LEARNING_RUN, DemoConfig
+from proxy_grm.demo.report import learning_figures, write_report
 from proxy_grm.demo.results import (
     DemoResults,
     GrmHeldout,
@@ -24,6 +24,7 @@ from proxy_grm.demo.results import (
     StageResult,
 )
 from proxy_grm.demo.stages import StageRecord, StageRunner, content_digest, source_digest
+from proxy_grm.demo.targets import targets_met
 from proxy_grm.reward import SCORE_KEYS
 from proxy_grm.reward.step_metrics import step_summary
 from proxy_grm.toy.colour_task import draw_image, image_colour

@@ -2,7 +2,7 @@
 
 The toy label follows from the image (``proxy_grm.toy.colour_task``) and the stub teacher's critiques carry the
 colour they saw, then their verdict: the number that followed that colour where the eval lists the responses'
-colours. This chain is the learning run's GRM half (``pipeline.LEARNING_RUN``: the demo's own stage code, 1,024
+colours. This chain is the learning run's GRM half (``demo.config.LEARNING_RUN``: the demo's own stage code, 1,024
 pairs per source, 2,000 steps of 4 rows, two threads: 26 minutes on 2 cores), and it asserts both the evidence
 and the verdict on pairs no stage saw, each judged as shown and swapped, so a constant verdict scores exactly
 50%. Shorter chains did not learn the verdict: the learning run's rows gave 70% at step 1,500, and 323 rows
@@ -23,22 +23,23 @@ import pytest
 
 from helpers import REPO_ROOT
 from proxy_grm.demo import heldout, pipeline
+from proxy_grm.demo.config import LEARNING_RUN, SPLIT_SIZES, DemoConfig, pixel_env
 
 HELDOUT_PAIRS = 40
 
 
-def learning_run_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[pipeline.DemoConfig, Path]:
+def learning_run_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[DemoConfig, Path]:
     """The learning run's sources through the stub teacher and the split; its config and the GRM-SFT set.
 
     A label flipped in the split stops here: only the blind-spot pairs (read as green) would count as teacher
     correct, 92 GRM-SFT rows instead of a full set of 1,000 (checked by hand with the flip put in).
     """
     monkeypatch.chdir(REPO_ROOT)
-    for name, value in pipeline.pixel_env().items():
+    for name, value in pixel_env().items():
         monkeypatch.setenv(name, value)
-    config = pipeline.DemoConfig(out_dir=tmp_path, repo=REPO_ROOT, **pipeline.LEARNING_RUN)
+    config = DemoConfig(out_dir=tmp_path, repo=REPO_ROOT, **LEARNING_RUN)
     data = pipeline.prepare_with_stub_teacher(config, pipeline.make_sources(config))
-    assert data.split.written["grm_sft"] == pipeline.SPLIT_SIZES["grm_sft"]  # a full set: 1,000 rows
+    assert data.split.written["grm_sft"] == SPLIT_SIZES["grm_sft"]  # a full set: 1,000 rows
     return config, tmp_path / "data" / "grm_sft.jsonl"
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from proxy_grm.demo import heldout, pipeline
+from proxy_grm.demo.config import LEARNING_RUN, DemoConfig, pixel_env
 from proxy_grm.demo.report import write_report
 from proxy_grm.demo.results import (
     Evaluation,
@@ -55,9 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="The whole Proxy-GRM pipeline at toy scale on CPU.")
     parser.add_argument("--out", type=Path, default=Path("outputs/demo"), help="where every stage writes")
     parser.add_argument("--learning-run", action="store_true",
-                        help="the learning run's settings (pipeline.LEARNING_RUN, about 70 minutes on 2 cores) as "
+                        help="the learning run's settings (demo.config.LEARNING_RUN, about 70 minutes on 2 cores) as "
                              "the defaults; flags given beside it still win")
-    for field in dataclasses.fields(pipeline.DemoConfig):
+    for field in dataclasses.fields(DemoConfig):
         if field.name in NOT_FLAGS:
             continue
         flag, default = "--" + field.name.replace("_", "-"), field.default
@@ -73,7 +74,7 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     """The flags, over the learning run's settings when ``--learning-run`` is given."""
     args = parser.parse_args(argv)
     if args.learning_run:
-        parser.set_defaults(**pipeline.LEARNING_RUN)
+        parser.set_defaults(**LEARNING_RUN)
         args = parser.parse_args(argv)
     return args
 
@@ -84,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     if not (Path.cwd() / "scripts" / "demo.sh").is_file():
         parser.error(f"run the demo from the repository root (bash scripts/demo.sh); {Path.cwd()} has no scripts/")
     supervise(argv)  # the servers and engines it starts must not outlive it, even after a SIGKILL
-    config = pipeline.DemoConfig(out_dir=args.out.resolve(), **{
-        field.name: getattr(args, field.name) for field in dataclasses.fields(pipeline.DemoConfig)
+    config = DemoConfig(out_dir=args.out.resolve(), **{
+        field.name: getattr(args, field.name) for field in dataclasses.fields(DemoConfig)
         if field.name not in NOT_FLAGS})
-    os.environ.update(pipeline.pixel_env())  # one image budget, inherited by every stage's process
+    os.environ.update(pixel_env())  # one image budget, inherited by every stage's process
     runner = StageRunner(config.out_dir)
     start = time.perf_counter()
     try:
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_stages(config: pipeline.DemoConfig, runner: StageRunner) -> None:
+def run_stages(config: DemoConfig, runner: StageRunner) -> None:
     """Every stage in order; each names what it depends on, so a rerun reuses only what is still valid."""
     from proxy_grm.toy import colour_task, source_fixtures, tiny_model
 

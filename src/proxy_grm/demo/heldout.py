@@ -20,10 +20,14 @@ import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.demo.config import HELDOUT_ORDER_SEED
 from proxy_grm.demo.results import GrmHeldout, HeldoutPairs, ProxyHeldout
+from proxy_grm.evaluation.rubric_transfer import TransferItem
 from proxy_grm.evaluation.scoring import both_orders_accuracy
+from proxy_grm.pairs import show
 from proxy_grm.toy.colour_task import RULE, write_heldout
 
 RUBRICS = ("teacher", "rule", "grm", "none", "counterfactual")
@@ -43,10 +47,26 @@ def grm_accuracy(python: str, questions: Path, checkpoint: str, answers: Path, l
     answers.unlink(missing_ok=True)
     run_logged([python, "eval/vl_reward_bench.py", "--model-path", checkpoint, "--question-file", str(questions),
                 "--answers-file", str(answers), "--backend", "transformers", "--max-new-tokens", str(max_new_tokens),
-                "--dtype", "float32", "--both-orders"], log, dict(os.environ), "eval/vl_reward_bench.py --both-orders")
+                "--dtype", "float32", "--both-orders", "--order", "random", "--seed", str(HELDOUT_ORDER_SEED)], log,
+               dict(os.environ), "eval/vl_reward_bench.py --both-orders")
     return GrmHeldout(answers=str(answers), **{slice_: both_orders_accuracy(answers, keep).accuracy
                                                for slice_, keep in SLICES.items()},
                       **{f"evidence_{slice_}": rubric_evidence(answers, keep) for slice_, keep in SLICES.items()})
+
+
+def shown_item(index: int, row: dict[str, Any], reverse: bool) -> TransferItem:
+    """A held-out question row as the pair a model sees, dispreferred first when ``reverse``; no rubric yet."""
+    shown = show(row["chosen"], row["rejected"], reverse)
+    return TransferItem(index, row["prompt"], shown.response_1, shown.response_2, row["image"], shown.label, "")
+
+
+def shown_pairs(questions: Path, count: int) -> list[TransferItem]:
+    """The first ``count`` pairs of a held-out question file, each the way round ``grm_accuracy``'s eval showed it
+    first (its seeded order)."""
+    from proxy_grm.evaluation.runner import seeded_reversed
+
+    return [shown_item(index, row, seeded_reversed(HELDOUT_ORDER_SEED, index))
+            for index, (_, row) in zip(range(count), iter_jsonl(questions))]
 
 
 def evidence_share(critiques: Iterable[tuple[str, str]]) -> float | None:
@@ -120,9 +140,8 @@ def _rubric(colour: str | None) -> str:
 
 def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
     """The proxy's accuracy over both orders of each held-out pair, per rubric (``RUBRICS``)."""
-    from proxy_grm.evaluation.rubric_transfer import NEUTRAL_RUBRIC, ProxyEvaluator, TransferItem
+    from proxy_grm.evaluation.rubric_transfer import NEUTRAL_RUBRIC, ProxyEvaluator
     from proxy_grm.images import load_image
-    from proxy_grm.pairs import show
     from proxy_grm.parsing import extract_rubric
     from proxy_grm.toy.colour_task import named_colour, seen_colour
 
@@ -135,9 +154,7 @@ def proxy_accuracy(proxy_url: str, answers: Path) -> ProxyHeldout:
             continue  # an extra hard pair: the proxy's figures keep the drawn mix
         seen = seen_colour(load_image(row["image"]))
         for reverse, critique in ((row["reverse"], row["critic"]), (not row["reverse"], row["critic_swapped"])):
-            shown = show(row["chosen"], row["rejected"], reverse)
-            items.append(TransferItem(index, row["prompt"], shown.response_1, shown.response_2, row["image"],
-                                      shown.label, ""))
+            items.append(shown_item(index, row, reverse))
             other_slice.append(SLICES["other"](row))
             grm = extract_rubric(critique)
             grm_rubrics += grm is not None

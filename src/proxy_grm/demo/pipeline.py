@@ -2,7 +2,7 @@
 
 Heavy engines run as subprocesses: vLLM in ``.venv-vllm`` (teacher server, proxy
 service), ms-swift through the SFT and GRPO launchers, and the data and eval entry
-points as their CLIs. Only the sizes, and the toy training settings below, are toy.
+points as their CLIs. Only the sizes and the toy training settings (``demo.config``) are toy.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.data import split as split_stage
 from proxy_grm.datafiles import iter_jsonl
+from proxy_grm.demo.config import SPLIT_SIZES, DemoConfig
 from proxy_grm.demo.results import (
     BenchmarkEval,
     Evaluation,
@@ -38,100 +39,11 @@ from proxy_grm.demo.results import (
 )
 from proxy_grm.demo.stages import StageFailed, run_logged
 from proxy_grm.evaluation.rubric_transfer import TransferItem
-from proxy_grm.pixels import MAX_PIXELS_ENV, MIN_PIXELS_ENV
 from proxy_grm.proxy_contract import HEALTH_PATH, route_url
 from proxy_grm.toy.servers import ServerProcess, free_port, vllm_env
-from proxy_grm.toy.tiny_model import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 
-TRAINING_SETS = ("grm_sft.jsonl", "proxy_sft.jsonl", "proxy_rl.parquet", "grm_rl.parquet")
-
-
-@dataclass
-class DemoConfig:
-    """Sizes and the toy-only training settings (the launchers keep the release's defaults)."""
-
-    out_dir: Path
-    # ~25 GRM-SFT rows: trained on 11, the tiny GRM wrote 1/16 well-formed critiques on new prompts.
-    pairs_per_source: int = 24
-    teacher: str = "both"  # vllm | stub | both: which teacher feeds the training sets (stub when both)
-    # The tiny random model learns the output formats from a few rows only at a high learning
-    # rate, a long warm-up and many epochs (the release: lr 5e-6, warm-up 5%, 1 epoch, on a
-    # pretrained 7B). With the release's 5% warm-up the first steps at lr 5e-3 set it back.
-    sft_steps: int = 100
-    proxy_sft_steps: int = 0  # 0: --sft-steps; the proxy's verdict needs more steps than the GRM's to form
-    sft_learning_rate: str = "5e-3"
-    sft_warmup_ratio: str = "0.15"
-    sft_gradient_accumulation: int = 1
-    sft_batch_size: int = 2
-    # ms-swift's defaults; the learning run (docs/toy.md, "Does it learn?") takes a constant lr and no weight
-    # decay, with which the probe learned the verdict (a decaying lr or weight decay 0.1 stopped it).
-    sft_lr_scheduler: str = "cosine"
-    sft_weight_decay: str = "0.1"
-    proxy_backend: str = "vllm"
-    eval_backend: str = "transformers"
-    eval_pairs: int = 16
-    # Held-out toy pairs (the first ones of --heldout-pairs) the protocol-fluency check prompts with; GRPO
-    # trains on the whole hard pool (the teacher's blind spot, one image in 20: 5 GRM-RL rows at 24 pairs per
-    # source).
-    fluency_pairs: int = 4
-    rollout_groups: int = 4
-    max_new_tokens: int = 48
-    grpo_steps: int = 4
-    grpo_prompts_per_step: int = 2
-    grpo_generations: int = 4
-    grpo_learning_rate: str = "1e-4"
-    # The launcher's default. An SFT checkpoint trained to a low loss samples nearly the same critique at 1.0;
-    # GRPO learns only where a group's rollouts differ.
-    grpo_temperature: str = "1.0"
-    heldout_pairs: int = 40
-    # About 1 drawn pair in 20 is in the teacher's blind spot (2 of 40): these more pairs, all from it, let
-    # the hard slice (where GRPO trains) be measured on more than a few.
-    heldout_hard_pairs: int = 16
-    heldout_seed: int = 0
-    ablation: bool = False
-    # The checkout whose scripts and environments every stage runs (the demo runs from its root).
-    repo: Path = field(default_factory=Path.cwd)
-
-    @property
-    def python(self) -> str:
-        return sys.executable
-
-    @property
-    def vllm_python(self) -> Path:
-        return self.repo / ".venv-vllm" / "bin" / "python"
-
-    @property
-    def proxy_steps(self) -> int:
-        return self.proxy_sft_steps or self.sft_steps
-
-    @property
-    def grm_max_new_tokens(self) -> int:
-        """A GRM critique (rubric, eval, answer) is about three times a proxy's."""
-        return self.max_new_tokens * 3
-
-    def path(self, *parts: str) -> Path:
-        return self.out_dir.joinpath(*parts)
-
-
-# The learning run (``--learning-run``; docs/toy.md, "Does it learn?"; tests/test_toy_learns.py): the stub teacher on
-# 1,024 pairs per source, steps of 4 rows at a constant lr 1e-3 without weight decay (with ms-swift's decaying lr
-# or weight decay 0.1 the probe's verdict stayed at chance), 2,000 GRM-SFT steps (1,500 left the verdict at 70%,
-# 3,000 left GRPO nothing to learn on the hard slice), 4,000 Proxy-SFT steps, then 24 GRPO steps and the ablation.
-LEARNING_RUN: dict[str, Any] = {
-    "teacher": "stub", "pairs_per_source": 1024, "sft_steps": 2000, "proxy_sft_steps": 4000,
-    "sft_learning_rate": "1e-3", "sft_warmup_ratio": "0.0333", "sft_batch_size": 4,
-    "sft_lr_scheduler": "constant_with_warmup", "sft_weight_decay": "0", "grpo_steps": 24, "ablation": True,
-}
-
-
-# The most rows the split writes to each training set (``scripts/prepare_data.sh``'s ``*_SIZE``): the learning
-# run's 1,024 pairs per source fill the SFT sets.
-SPLIT_SIZES: dict[str, int] = {"grm_sft": 1000, "proxy_sft": 1000, "proxy_rl": 250, "grm_rl": 1000}
-
-
-def pixel_env() -> dict[str, str]:
-    """The one image budget for every stage, inside the tiny processor's range (``proxy_grm.pixels``)."""
-    return {MAX_PIXELS_ENV: str(TINY_MAX_PIXELS), MIN_PIXELS_ENV: str(TINY_MIN_PIXELS)}
+# The four sets the split writes, in its order: the later stages read each by its file name.
+TRAINING_SETS = tuple(split_stage.OUTPUT_FILES.values())
 
 
 def _vllm_server(config: DemoConfig, argv_tail: list[str], log: Path, health_path: str = "/health") -> ServerProcess:
@@ -171,7 +83,6 @@ def feeding_teacher(config: DemoConfig) -> str:
 def _prepare(config: DemoConfig, sources: Sources, teacher: str, teacher_url: str, model: str,
              log: Path) -> PreparedData:
     from proxy_grm.data import prepare_pairs as source_stage
-    from proxy_grm.data import split as split_stage
 
     out = config.path("work", f"teacher_{teacher}")
     # The stage runs only when its inputs changed (or it never finished): the distil cache in ``out`` holds
@@ -470,20 +381,21 @@ def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_fil
     """Do the toy checkpoints speak the protocol on held-out prompts?
 
     Held out: the first ``fluency_pairs`` held-out toy pairs (``questions``, which no stage trained on), each
-    shown in its seeded order (``pairs.is_reversed``). GRM: the share of its critiques that pass the release's
-    format check with a 1/2 verdict. Proxy: judging those pairs by the GRM's own rubrics (what GRPO asks of
-    it), the share of its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and its judgements
-    (+1: it picked the labelled response given the GRM's rubric; -1: it did not). The same format check on
-    the GRM's benchmark-fixture critiques (``answers_files``, other question and response styles) is reported
-    beside it.
+    shown the way round the held-out eval showed it (``heldout.shown_pairs``). GRM: the share of its critiques
+    that pass the release's format check with a 1/2 verdict. Proxy: judging those pairs by the GRM's own rubrics
+    (what GRPO asks of it), the share of its critiques in the ``<think>..</think><answer>1|2</answer>`` format, and
+    its judgements (+1: it picked the labelled response given the GRM's rubric; -1: it did not). The same format
+    check on the GRM's benchmark-fixture critiques (``answers_files``, other question and response styles) is
+    reported beside it.
     """
+    from proxy_grm.demo.heldout import shown_pairs
     from proxy_grm.evaluation.rubric_transfer import ProxyEvaluator
     from proxy_grm.parsing import extract_rubric, is_proxy_well_formatted, is_well_formatted, parse_verdict
 
     def grm_ok(text: str) -> bool:
         return is_well_formatted(text) and parse_verdict(text) is not None
 
-    pairs = _heldout_shown(questions, config.fluency_pairs)
+    pairs = shown_pairs(questions, config.fluency_pairs)
     critiques = [str(text) for text in _grm_rollouts(config, grm_checkpoint, pairs)]
     items = [replace(pair, rubric=rubric) for pair, text in zip(pairs, critiques)
              if (rubric := extract_rubric(text)) is not None]
@@ -497,20 +409,6 @@ def fluency(config: DemoConfig, proxy_url: str, grm_checkpoint: str, answers_fil
         fixture_outputs=len(fixture_critiques), fixture_well_formed=sum(map(grm_ok, fixture_critiques)),
         examples=[FluencyExample(rubric=item.rubric[:300], critique=r.critique[:300], reward=r.reward)
                   for item, r in list(zip(items, results))[:2]])
-
-
-def _heldout_shown(questions: Path, count: int) -> list[TransferItem]:
-    """The first ``count`` pairs of a held-out question file, each in the order the eval shows it at seed 0."""
-    from proxy_grm.pairs import is_reversed, show
-
-    pairs = []
-    for index, (_, row) in enumerate(iter_jsonl(questions)):
-        if index == count:
-            break
-        shown = show(row["chosen"], row["rejected"], is_reversed(0, str(index)))
-        pairs.append(TransferItem(row_index=index, question=row["prompt"], response_1=shown.response_1,
-                                  response_2=shown.response_2, image=row["image"], answer=shown.label, rubric=""))
-    return pairs
 
 
 def rubric_transfer(config: DemoConfig, proxy_url: str, answers_files: dict[str, str]) -> RubricTransfer:

@@ -7,15 +7,15 @@ field renamed in a stage fails where the results are gathered, and ``results.jso
 from __future__ import annotations
 
 import json
-import operator
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from proxy_grm.demo.config import DemoConfig
 from proxy_grm.demo.heldout import RUBRICS
 from proxy_grm.demo.results import DemoResults, Evaluation, GrpoStep, PreparedData, RewardLoop, RubricTransfer
 from proxy_grm.demo.stages import StageRecord
+from proxy_grm.demo.targets import TARGETS, targets_met
 from proxy_grm.toy.colour_task import BLIND_AS, BLIND_COLOUR, RULE
 
 
@@ -76,7 +76,7 @@ def _loss(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _sft(results: DemoResults, config: Any) -> list[str]:
+def _sft(results: DemoResults, config: DemoConfig) -> list[str]:
     rows = []
     for r, name in ((results.sft_grm, "GRM cold start"), (results.sft_proxy, "Proxy-SFT")):
         if r is not None:
@@ -121,7 +121,7 @@ def _count(part: int, whole: int) -> str:
     return f"{part}/{whole} ({_pct(part / whole if whole else None)})"
 
 
-def _grpo(results: DemoResults, plots: Path, config: Any) -> list[str]:
+def _grpo(results: DemoResults, plots: Path, config: DemoConfig) -> list[str]:
     result = results.grpo
     assert result is not None  # write_report calls this only when GRPO ran
     steps = result.steps
@@ -207,14 +207,6 @@ def _transfer(result: RubricTransfer) -> list[str]:
             *_table(["GRM answers", "pairs with a rubric", "skipped: no rubric", "with rubric", "without"], rows)]
 
 
-# The toy run's targets (held-out pairs, both orders): figure -> (comparison, bound). GRPO's reward must rise
-# ("above"); on the hard slice GRPO must only hold its own ("at or above").
-TARGETS = {"grm_sft_overall": (">=", 0.75), "proxy_teacher_rubric": (">=", 0.90),
-           "proxy_counterfactual_rubric": ("<=", 0.25), "proxy_grm_minus_no_rubric": (">=", 0.15),
-           "grpo_last_minus_first_quarter_reward": (">", 0.0), "grpo_minus_sft_hard": (">=", 0.0)}
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, ">": operator.gt}
-
-
 def learning_figures(results: DemoResults) -> dict[str, Any]:
     """The figures a later run is compared on (``results.json``): names say what each is; None = not run."""
     figures: dict[str, Any] = {"rule": RULE}
@@ -243,12 +235,6 @@ def learning_figures(results: DemoResults) -> dict[str, Any]:
     figures["grpo_minus_sft_hard"] = _minus(figures["grm_grpo_hard"], figures["grm_sft_hard"])
     figures["targets_met"] = targets_met(figures)
     return figures
-
-
-def targets_met(figures: dict[str, Any]) -> dict[str, bool | None]:
-    """Each target: met, not met, or None where its figure was not run."""
-    return {name: None if figures.get(name) is None else COMPARISONS[comparison](figures[name], bound)
-            for name, (comparison, bound) in TARGETS.items()}
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
@@ -330,7 +316,7 @@ def _bar_chart(values: dict[str, float], title: str, path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(config: Any, records: list[StageRecord], total_s: float) -> Path:
+def write_report(config: DemoConfig, records: list[StageRecord], total_s: float) -> Path:
     """``report.md`` and, beside it, ``results.json`` (``learning_figures``) for comparing runs by script."""
     plots = config.out_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,13 @@ def shown_reversed(config: RunConfig, row: dict[str, Any], row_index: int) -> bo
     """
     if config.pair_order is Order.ORIGINAL:
         return not row.get("chosen_first", True)
-    return is_reversed(config.seed, str(row_index))
+    return seeded_reversed(config.seed, row_index)
+
+
+def seeded_reversed(seed: int, row_index: int) -> bool:
+    """The random pair order of a question file's row (``is_reversed`` keyed by the row index): the one rule, so
+    whatever else reads the file (the demo's fluency check) shows each row the way round the eval did."""
+    return is_reversed(seed, str(row_index))
 
 
 def load_questions(path: Path) -> list[dict[str, Any]]:
