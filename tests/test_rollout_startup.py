@@ -23,7 +23,7 @@ from proxy_grm.launch import checks
 from proxy_grm.launch.preflight import CHECK_ORDER
 from proxy_grm.proxy_contract import DEFAULT_MAX_NEW_TOKENS
 
-SMOKE_SCRIPT = REPO_ROOT / "scripts" / "gpu_smoke.sh"
+SMOKE_SCRIPT = REPO_ROOT / "scripts" / "grpo_smoke.sh"
 ONE_GPU = {"N_GPUS_PER_NODE": "1", "ROLLOUT_TP": "1", "GPU_MEMORY_UTILIZATION": "0.16",
            "MICRO_BATCH_SIZE_PER_GPU": "1", "PROXY_URLS": "http://127.0.0.1:8000"}
 MODEL_KEYS = ("actor_rollout_ref.model.path=", "reward.reward_model.model_path=")
@@ -67,7 +67,7 @@ def probe(rl_python: Path, *args: str) -> str:
 
 def test_verls_rollout_startup_accepts_every_launchers_settings(rl_python: Path, tiny_model_dir: Path,
                                                                 tmp_path: Path) -> None:
-    """And the check fails a pool too short for the proxy's request: gpu_smoke.sh's pool once held 8,192 tokens
+    """And the check fails a pool too short for the proxy's request: grpo_smoke.sh's pool once held 8,192 tokens
     while the reward asked for 16,384 new ones, so vLLM would have refused every call with a 400."""
     launches = {name: launcher_overrides(name, tiny_model_dir) for name in LAUNCHES}
     launches["short-pool"] = [*launches["gpu-smoke-pool"], "reward.reward_model.rollout.max_model_len=8192"]
@@ -92,7 +92,7 @@ def test_the_replay_runs_verls_code_and_catches_the_frozen_field(rl_python: Path
 
 
 def test_vllms_own_checks_agree_with_the_preflights_bound(rl_python: Path, tiny_model_dir: Path) -> None:
-    """The longest proxy request the preflight allows for gpu_smoke.sh's pool passes vLLM 0.24.0's checks at
+    """The longest proxy request the preflight allows for grpo_smoke.sh's pool passes vLLM 0.24.0's checks at
     the length the pool now serves (the model's 32,768), and vLLM refuses the request at the old 8,192."""
     from hydra import compose, initialize_config_dir
     from transformers import AutoTokenizer

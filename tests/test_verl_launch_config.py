@@ -8,6 +8,7 @@ what the script would run. A misspelled key fails composition.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import shlex
@@ -43,6 +44,8 @@ def dry_run_overrides(script: Path, env: dict[str, str], *args: str) -> list[str
     result = run_script(script, {"DRY_RUN": "1", **env}, *args)
     assert result.returncode == 0, result.stderr
     argv = shlex.split(result.stdout)
+    if argv[0] == "env":  # TRAINER_DEVICE=cpu: verl's plugin variables in front (scripts/rl/common.sh)
+        argv = argv[1 + sum(1 for _ in itertools.takewhile(lambda arg: "=" in arg, argv[1:])):]
     assert argv[:3] == [sys.executable, "-m", "proxy_grm.launch.verl_main"], argv[:3]
     return argv[3:]
 
@@ -419,12 +422,12 @@ def test_lora_adapts_the_language_model_only_as_vllm_serves_it(verl_lora_rank_ch
     assert any(".language_model." in name and name.endswith("self_attn.q_proj") for name in adapted)
 
 
-SMOKE_SCRIPT = REPO_ROOT / "scripts" / "gpu_smoke.sh"
+SMOKE_SCRIPT = REPO_ROOT / "scripts" / "grpo_smoke.sh"
 
 
 @pytest.mark.parametrize("mode", ["service", "pool"])
-def test_gpu_smoke_dry_run_prints_its_grpo_step(tmp_path: Path, mode: str) -> None:
-    """``scripts/gpu_smoke.sh`` with ``DRY_RUN=1``: the GRPO step it would run, composed by verl's own config, and
+def test_grpo_smoke_dry_run_prints_its_grpo_step(tmp_path: Path, mode: str) -> None:
+    """``scripts/grpo_smoke.sh`` with ``DRY_RUN=1``: the GRPO step it would run, composed by verl's own config, and
     nothing built or started (no tiny model, no proxy service). Pool mode hands the tiny model to verl's pool."""
     from proxy_grm.launch.checks import check_proxy_pool
 
@@ -455,17 +458,17 @@ def test_gpu_smoke_dry_run_prints_its_grpo_step(tmp_path: Path, mode: str) -> No
         "(PROXY_MODEL_PATH: the Proxy-SFT checkpoint)"]
 
 
-def test_gpu_smoke_pool_mode_needs_two_visible_gpus(tmp_path: Path) -> None:
+def test_grpo_smoke_pool_mode_needs_two_visible_gpus(tmp_path: Path) -> None:
     """One visible GPU at most: refused in one line before the data, the SFT or any server (torch counts them)."""
     out = tmp_path / "smoke"
     result = run_script(SMOKE_SCRIPT, {"PROXY_MODE": "pool", "OUT_DIR": str(out), "CUDA_VISIBLE_DEVICES": "0"})
     assert result.returncode == 1
-    assert "gpu_smoke: PROXY_MODE=pool needs 2 visible GPU(s) (1 actor + 1 reward-model pool); torch sees" in (
+    assert "grpo_smoke: PROXY_MODE=pool needs 2 visible GPU(s) (1 actor + 1 reward-model pool); torch sees" in (
         result.stderr), result.stderr
     assert "(CUDA_VISIBLE_DEVICES=0)" in result.stderr and not out.exists() and result.stdout == ""
 
 
-def test_gpu_smoke_refuses_an_unknown_proxy_mode(tmp_path: Path) -> None:
+def test_grpo_smoke_refuses_an_unknown_proxy_mode(tmp_path: Path) -> None:
     result = run_script(SMOKE_SCRIPT, {"DRY_RUN": "1", "PROXY_MODE": "colocated", "OUT_DIR": str(tmp_path)})
     assert result.returncode != 0 and "PROXY_MODE must be one of: service pool" in result.stderr, result.stderr
 
@@ -483,3 +486,29 @@ def test_pool_engine_flags_parse_in_vllm(pool_config: DictConfig) -> None:
     parsed = subprocess.run([str(RL_PYTHON), "-c", VLLM_PARSE, json.dumps(engine_kwargs)],
                             capture_output=True, text=True, timeout=300)
     assert parsed.returncode == 0, parsed.stderr[-2000:]
+
+
+@pytest.mark.parametrize("mode", ["service", "pool"])
+def test_trainer_device_cpu_runs_verl_on_its_cpu_platform(mode: str) -> None:
+    """``TRAINER_DEVICE=cpu`` prints verl's plugin variables in front of the command (a printed command runs as it
+    is) and the CPU settings after the launcher's, before the user's; verl composes and validates the result."""
+    env = {**REQUIRED, "TRAINER_DEVICE": "cpu", "PROXY_URLS": PROXIES}
+    if mode == "pool":
+        env = {**REQUIRED, "TRAINER_DEVICE": "cpu", "PROXY_MODE": "pool", "PROXY_MODEL_PATH": "/models/proxy_sft",
+               "PROXY_GPUS_PER_NODE": "2"}
+    user_override = "actor_rollout_ref.actor.strategy=fsdp"
+    printed = shlex.split(run_script(GRM_SCRIPT, {**env, "DRY_RUN": "1"}, user_override).stdout)
+    assert printed[:5] == ["env", "VERL_PLATFORM=cpu", "VERL_ENGINE_DEVICE=cuda",
+                           "VERL_USE_EXTERNAL_MODULES=proxy_grm.launch.verl_cpu", "VLLM_CPU_KVCACHE_SPACE=1"]
+    assert printed[-1] == user_override  # the user's overrides come last
+    config = compose(dry_run_overrides(GRM_SCRIPT, env))
+    model, rollout = config.actor_rollout_ref.model, config.actor_rollout_ref.rollout
+    assert config.trainer.device == "cpu"
+    assert config.ray_kwargs.ray_init.num_gpus == (10 if mode == "pool" else 8)  # the trainer's 8 (+ the pool's)
+    assert (model.use_remove_padding, model.use_fused_kernels, model.override_config.attn_implementation) == (
+        False, False, "sdpa")
+    assert config.actor_rollout_ref.actor.strategy == config.actor_rollout_ref.ref.strategy == "fsdp2"
+    assert config.actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype == "fp32"
+    assert (rollout.free_cache_engine, rollout.enable_sleep_mode) == (False, False)
+    if mode == "pool":
+        assert config.reward.reward_model.rollout.enable_sleep_mode is False

@@ -49,6 +49,11 @@ ACTOR_OFFLOAD="${ACTOR_OFFLOAD:-0}"
 one_of ACTOR_OFFLOAD 0 1
 SAVE_FREQ="${SAVE_FREQ:-5}"
 TEST_FREQ="${TEST_FREQ:-1}"
+# TRAINER_DEVICE=cpu: verl's own trainer on this host's CPU, for a tiny model (docs/grpo.md, "On CPU"). verl
+# 0.9.1 has no CPU platform: proxy_grm.launch.verl_cpu registers one through verl's plugin switches and shims
+# the few calls that have no CPU path; cpu_overrides sizes the run for a host.
+TRAINER_DEVICE="${TRAINER_DEVICE:-cuda}"
+one_of TRAINER_DEVICE cuda cpu
 
 # The reward function verl loads by path (absolute, so any working directory works).
 reward_file() {
@@ -71,10 +76,15 @@ verl_logger() {
 }
 
 # launch_verl OVERRIDE... : preflight on the composed config, then print (DRY_RUN=1) or run verl's trainer
-# through proxy_grm.launch.verl_main (verl's main_ppo, plus the reward parts in every step's metrics).
+# through proxy_grm.launch.verl_main (verl's main_ppo, plus the reward parts in every step's metrics), with
+# LAUNCH_ENV's variables (TRAINER_DEVICE=cpu) in front, so a printed command runs as it is.
 launch_verl() {
   preflight rl -- "$@"
-  run_or_print "${PYTHON}" -m proxy_grm.launch.verl_main "$@"
+  local command=("${PYTHON}" -m proxy_grm.launch.verl_main "$@")
+  if (( ${#LAUNCH_ENV[@]} )); then
+    command=(env "${LAUNCH_ENV[@]}" "${command[@]}")
+  fi
+  run_or_print "${command[@]}"
 }
 
 # grpo_overrides: the GRPO settings both launchers share (data, model, batch sizes, KL, rollout,
@@ -142,6 +152,56 @@ grpo_overrides() {
     trainer.default_local_dir="${SAVE_DIR}"
     trainer.total_epochs="${TOTAL_EPOCHS}"
   )
+  cpu_overrides
+  GRPO_OVERRIDES+=("${CPU_OVERRIDES[@]}")
+}
+
+# cpu_overrides: with TRAINER_DEVICE=cpu, verl's plugin variables in LAUNCH_ENV and CPU_OVERRIDES holding what
+# differs from a GPU run (docs/grpo.md, "On CPU"), each because the GPU setting has no CPU path:
+# - VERL_USE_EXTERNAL_MODULES (imported by `import verl` in every process), VERL_PLATFORM=cpu (the platform
+#   proxy_grm.launch.verl_cpu registers), VERL_ENGINE_DEVICE=cuda (verl's FSDP engine, registered for
+#   cuda/npu only, verl/workers/engine/base.py); VLLM_CPU_KVCACHE_SPACE: vLLM CPU's KV cache, in GiB;
+# - Ray gets one logical GPU per trainer and pool GPU, so verl places its workers as on a GPU node;
+# - sdpa attention, no remove-padding and no fused kernels (flash-attn and Triton are CUDA-only), FSDP2
+#   (FSDP1 syncs module states over the device), no sleep mode (vLLM CPU has none); fp32 compute in the actor
+#   and reference (FSDP's default bf16 falls back to torch's generic CPU GEMM without AVX512-BF16: a 4-sequence
+#   update of the tiny model ran over 5 minutes);
+# - one TransferQueue storage unit, agent-loop worker and reward worker, no dataloader workers: each is a
+#   process, and a host has a few cores.
+LAUNCH_ENV=()
+cpu_overrides() {
+  CPU_OVERRIDES=()
+  [[ "${TRAINER_DEVICE}" == cpu ]] || return 0
+  LAUNCH_ENV=(VERL_PLATFORM=cpu VERL_ENGINE_DEVICE=cuda
+    VERL_USE_EXTERNAL_MODULES="${VERL_USE_EXTERNAL_MODULES:+${VERL_USE_EXTERNAL_MODULES},}proxy_grm.launch.verl_cpu"
+    VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}")
+  export "${LAUNCH_ENV[@]}"  # the preflight replays verl's start-up on the same platform
+  local gpus=$((N_GPUS_PER_NODE * NNODES))
+  if [[ "${PROXY_MODE:-service}" == pool ]]; then
+    gpus=$((gpus + PROXY_GPUS_PER_NODE * ${PROXY_NNODES:-1}))
+  fi
+  # shellcheck disable=SC2034  # read by grpo_overrides
+  CPU_OVERRIDES=(
+    trainer.device=cpu
+    +ray_kwargs.ray_init.num_gpus="${gpus}"
+    ray_kwargs.ray_init.num_cpus="${RAY_NUM_CPUS:-8}"
+    actor_rollout_ref.model.use_remove_padding=False
+    actor_rollout_ref.model.use_fused_kernels=False
+    +actor_rollout_ref.model.override_config.attn_implementation=sdpa
+    actor_rollout_ref.actor.strategy=fsdp2
+    actor_rollout_ref.ref.strategy=fsdp2
+    +actor_rollout_ref.actor.fsdp_config.mixed_precision.param_dtype=fp32
+    +actor_rollout_ref.ref.fsdp_config.mixed_precision.param_dtype=fp32
+    actor_rollout_ref.rollout.free_cache_engine=False
+    +actor_rollout_ref.rollout.enable_sleep_mode=False
+    actor_rollout_ref.rollout.agent.num_workers=1
+    transfer_queue.backend.SimpleStorage.num_data_storage_units=1
+    reward.num_workers=1
+    data.dataloader_num_workers=0
+  )
+  if [[ "${PROXY_MODE:-service}" == pool ]]; then
+    CPU_OVERRIDES+=(+reward.reward_model.rollout.enable_sleep_mode=False reward.reward_model.rollout.enforce_eager=True)
+  fi
 }
 
 # Where the proxy agent runs (docs/grpo.md, "Where the proxy runs"), PROXY_MODE:

@@ -79,7 +79,6 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
     reward_model = config.reward.reward_model
     pool_gpus = reward_model.n_gpus_per_node if reward_model.enable and reward_model.enable_resource_pool else 0
     selected: dict[str, Callable[[], list[Problem]]] = {
-        "cuda": lambda: checks.check_cuda(trainer.n_gpus_per_node + pool_gpus),
         "versions": lambda: checks.check_versions(repo / "requirements_rl.txt"),
         "trainer": checks.check_trainer_imports,
         "batch": lambda: batch_problems,
@@ -90,6 +89,9 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
         "disk": lambda: checks.check_disk(Path(trainer.default_local_dir), str(model.path)),
         "engines": checks.check_stray_engines,
     }
+    on_gpu = trainer.device != "cpu"  # TRAINER_DEVICE=cpu (docs/grpo.md, "On CPU"): no GPU to count or plan
+    if on_gpu:
+        selected["cuda"] = lambda: checks.check_cuda(trainer.n_gpus_per_node + pool_gpus)
     if attention == "flash_attention_2":
         selected["flash-attn"] = lambda: checks.check_flash_attn(
             "verl's actor (attn_implementation=flash_attention_2, verl/workers/config/model.py)")
@@ -98,7 +100,7 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
     elif proxy_urls:
         selected["proxy"] = lambda: checks.check_proxies(proxy_urls, wait_s, api_key)
     one_gpu = trainer.n_gpus_per_node * trainer.nnodes == 1
-    if one_gpu and not reward_model.enable and checks.proxies_on_this_node(proxy_urls):
+    if on_gpu and one_gpu and not reward_model.enable and checks.proxies_on_this_node(proxy_urls):
         if (gpu_gib := checks.gpu_memory_gib()) is not None:
             selected["memory"] = lambda: checks.check_memory_plan(
                 config, os.environ.get("PROXY_MODEL_PATH") or checks.proxy_model_from_health(proxy_urls[0], api_key),
