@@ -4,6 +4,8 @@ and the checks that need one fail with one line each, never a traceback."""
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -229,3 +231,34 @@ def test_checks_run_in_the_named_order_whatever_a_stage_adds(attn_impl: str, tmp
     assert names == sorted(names, key=CHECK_ORDER.index)
     with pytest.raises(ValueError, match="no place in CHECK_ORDER"):
         in_order({"gpu": list})
+
+
+SERVER_WITH_ENGINE = """
+import ctypes, http.server, subprocess, sys, threading
+engine = subprocess.Popen([sys.executable, "-c", "import ctypes, time; "
+                           "ctypes.CDLL(None).prctl(15, b'VLLM::EngineCore', 0, 0, 0); time.sleep(120)"])
+print(engine.pid, flush=True)
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.BaseHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_the_engines_of_the_launchs_local_proxy_are_not_strays() -> None:
+    """The one-GPU recipe and grpo_smoke.sh run the proxy service on the trainer's node: its vLLM engine (a child
+    of the process listening on the proxy's port) is the proxy, not a leftover; any other engine still fails."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER_WITH_ENGINE, str(port)], stdout=subprocess.PIPE,
+                              text=True, start_new_session=True)
+    try:
+        engine_pid = int(server.stdout.readline())
+        deadline = time.monotonic() + 20
+        while not checks.serving_processes([f"http://127.0.0.1:{port}"]) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        flagged = [problem.message for problem in checks.check_stray_engines()]
+        assert any(f"stray vLLM process {engine_pid} VLLM::" in line for line in flagged), flagged
+        served = [problem.message for problem in checks.check_stray_engines([f"http://127.0.0.1:{port}"])]
+        assert not any(str(engine_pid) in line for line in served), served
+        other = [problem.message for problem in checks.check_stray_engines([f"http://127.0.0.1:{free_port()}"])]
+        assert any(str(engine_pid) in line for line in other), other
+    finally:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()

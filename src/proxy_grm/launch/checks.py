@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -415,12 +416,19 @@ def check_disk(save_dir: Path, model_path: str, min_free_gb: float = 50.0) -> li
     return [Problem("disk", f"{free / 2**30:.1f} GiB free under {existing}, {basis}: free space or move the save dir")]
 
 
-def check_stray_engines() -> list[Problem]:
-    """vLLM engine processes left by an earlier run hold GPU memory the next launch needs."""
+def check_stray_engines(proxy_urls: Sequence[str] = ()) -> list[Problem]:
+    """vLLM engine processes left by an earlier run hold GPU memory the next launch needs.
+
+    The engines of a proxy this launch uses on this machine (the one-GPU recipe, ``scripts/grpo_smoke.sh``) are
+    not strays: they belong to the process listening on the proxy's port.
+    """
     from proxy_grm.supervise import stray_engines
 
+    serving = serving_processes(proxy_urls)
     problems = []
     for engine in stray_engines():
+        if serving & engine_owners(engine.pid):
+            continue
         memory = f"{engine.rss_mib or 0:.0f} MiB resident" + (
             "" if engine.gpu_mib is None else f", {engine.gpu_mib:.0f} MiB GPU")
         problems.append(Problem("engines", f"stray vLLM process {engine.pid} {engine.name} ({memory}), left by a "
@@ -465,6 +473,33 @@ def split_files(value: Any) -> list[Path]:
 
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
+
+
+def serving_processes(urls: Sequence[str]) -> set[int]:
+    """The pids listening on the ports of the URLs that name this machine."""
+    from urllib.parse import urlsplit
+
+    import psutil
+
+    ports = {urlsplit(url).port for url in urls if urlsplit(url).hostname in LOCAL_HOSTS}
+    if not ports:
+        return set()
+    try:
+        connections = psutil.net_connections(kind="tcp")
+    except psutil.AccessDenied:  # macOS without root; Linux lists the user's own sockets
+        return set()
+    return {conn.pid for conn in connections
+            if conn.pid and conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port in ports}
+
+
+def engine_owners(pid: int) -> set[int]:
+    """The pids of a process's ancestors."""
+    import psutil
+
+    try:
+        return {parent.pid for parent in psutil.Process(pid).parents()}
+    except psutil.Error:
+        return set()
 
 
 def proxies_on_this_node(urls: list[str]) -> bool:

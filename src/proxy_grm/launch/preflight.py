@@ -87,7 +87,7 @@ def rl_checks(repo: Path, overrides: list[str], wait_s: float, api_key: str | No
         "logger": lambda: checks.check_logger(list(trainer.logger)),
         "images": lambda: checks.check_images(files, proxy_urls, api_key),
         "disk": lambda: checks.check_disk(Path(trainer.default_local_dir), str(model.path)),
-        "engines": checks.check_stray_engines,
+        "engines": lambda: checks.check_stray_engines(proxy_urls),
     }
     on_gpu = trainer.device != "cpu"  # TRAINER_DEVICE=cpu (docs/grpo.md, "On CPU"): no GPU to count or plan
     if on_gpu:
