@@ -30,9 +30,14 @@ SFT_STEPS="${SFT_STEPS:-100}"
 PROXY_PORT="${PROXY_PORT:-18000}"
 TEACHER_PORT="${TEACHER_PORT:-18001}"
 batch=4 rollout_n=2
-# The prompt's room: the toy prompts hold ~700 tokens; verl pads every prompt to it, and on CPU each token costs.
-prompt_length=4096
-[[ "$TRAINER_DEVICE" == cpu ]] && prompt_length=1024
+# The proxy is the random tiny model, which never stops on its own: on a GPU it writes production's 16,384-token
+# critiques; on CPU 8 of them took over the reward's 120 s timeout on 2 cores, so there it writes 64 tokens.
+proxy_service_flags=()
+prompt_length=4096  # the toy prompts hold ~700 tokens; verl pads every prompt to it, and on CPU each token costs
+if [[ "$TRAINER_DEVICE" == cpu ]]; then
+  proxy_service_flags=(--max-new-tokens 64)
+  prompt_length=1024
+fi
 if [[ "$PROXY_MODE" == pool ]]; then
   # A GPU for the trainer and one for the pool: the launcher refuses a colocated pool (verl 0.9.1 would
   # score there without the rows' fields).
@@ -43,6 +48,9 @@ if [[ "$PROXY_MODE" == pool ]]; then
   # plus the reward's max_new_tokens (16,384); vLLM answers 400 to a request whose max_tokens does not fit.
   proxy_env=(PROXY_MODE=pool PROXY_MODEL_PATH="$OUT_DIR/model" PROXY_GPUS_PER_NODE=1 PROXY_TP=1)
   proxy_overrides=()
+  if [[ "$TRAINER_DEVICE" == cpu ]]; then
+    proxy_overrides=(+reward.custom_reward_function.reward_kwargs.max_new_tokens=64)
+  fi
 else
   export CUDA_VISIBLE_DEVICES="${CUDA_VISIBLE_DEVICES:-0}"
   gpus_needed=1 gpu_roles="actor and proxy service"
@@ -124,7 +132,7 @@ fi
 if [[ "$PROXY_MODE" == service ]]; then
   echo "== proxy service (vLLM backend) on the tiny model"
   "$PYTHON" proxy/proxy.py --model-path "$OUT_DIR/model" --backend vllm --host 127.0.0.1 --port "$PROXY_PORT" \
-    --gpu-memory-utilization 0.15 --max-model-len 8192 > "$OUT_DIR/proxy.log" 2>&1 &
+    --gpu-memory-utilization 0.15 --max-model-len 8192 "${proxy_service_flags[@]}" > "$OUT_DIR/proxy.log" 2>&1 &
   pids+=("$!")
 fi
 

@@ -53,7 +53,10 @@ def run_env(out_dir: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def smoke_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One output folder for the module: the model, data and SFT checkpoint are made once."""
+    """One output folder for the module: the model, data and SFT checkpoint are made once (``GRPO_SMOKE_DIR``
+    names a folder to reuse across runs, as ``grpo_smoke.sh`` reuses its ``OUT_DIR``)."""
+    if os.environ.get("GRPO_SMOKE_DIR"):
+        return Path(os.environ["GRPO_SMOKE_DIR"]).resolve()
     return tmp_path_factory.mktemp("grpo-smoke")
 
 
