@@ -125,5 +125,6 @@ def test_a_proxy_dying_mid_step_stops_the_run(smoke_dir: Path, tmp_path: Path, t
     (tmp_path / "grpo.log").write_text(log)
     assert result.returncode != 0, log[-4000:]
     assert "RolloutsLostError" in log, log[-6000:]
+    print(f"{trainer_mode}: {next(line for line in log.splitlines() if 'RolloutsLostError' in line)[:400]}")
     assert base in log[log.index("RolloutsLostError"):], log[-6000:]
     assert not STEP_LINE.search(log), "a step was logged after the proxy died"
