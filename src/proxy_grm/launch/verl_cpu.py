@@ -8,8 +8,9 @@ switch for which training engine a device gets: the FSDP engine, registered for 
 ``verl/workers/engine/fsdp/transformer_impl.py``). Each shim is a place where the CPU run differs from a GPU
 run; nothing else is changed:
 
-1. ``PlatformCPU``: the device is ``cpu``, the collective backend ``gloo``, no IPC; Ray's resource stays
-   ``GPU`` (the launcher gives Ray logical GPUs), so verl's placement code runs unchanged.
+1. ``PlatformCPU``: the device is ``cpu``, the collective backend ``gloo``, no IPC; the device id is
+   ``"cpu"`` (``DEVICE_ID``: an integer id means CUDA to torch); Ray's resource stays ``GPU`` (the launcher
+   gives Ray logical GPUs), so verl's placement code runs unchanged.
 2. ``torch.distributed.init_process_group``: verl asks for ``cpu:gloo,<device>:<backend>``
    (``verl/utils/distributed.py``), ``cpu:gloo,cpu:gloo`` here, which torch refuses as a duplicate; the
    duplicate is dropped.
