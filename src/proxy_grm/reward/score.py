@@ -58,13 +58,9 @@ from proxy_grm.parsing import accuracy_reward, extract_rubric, is_well_formatted
 from proxy_grm.proxy_contract import RewardItem
 from proxy_grm.reward.proxy_client import WARNING_WINDOW_S, ProxyCallError, ProxyPool, get_pool
 from proxy_grm.reward.router_client import RouterPool
+from proxy_grm.reward.score_parts import ScoreParts
 from proxy_grm.reward.settings import RewardSettings, resolve_settings
 
-SCORE_KEYS = (
-    "score", "accuracy_reward", "proxy_reward", "format_reward", "verdict_correct", "well_formatted",
-    "proxy_judgement", "has_rubric", "proxy_called", "proxy_failed", "proxy_failed_replica", "proxy_attempts",
-    "proxy_truncated", "rubric_leak", "proxy_consistent",
-)
 PAIR_FIELDS = ("question", "response_1", "response_2", "image")
 # Rows written before the rename name the shown responses as the release does.
 RELEASE_NAMES = {"response_1": "chosen", "response_2": "rejected"}
@@ -96,7 +92,7 @@ def proxy_payload(extra_info: Any, ground_truth: Any, rubric: str, data_source: 
 
 
 async def score_rollout(settings: RewardSettings, data_source: str, solution_str: str, ground_truth: Any,
-                        extra_info: Any, record_failures: bool = False) -> dict[str, float]:
+                        extra_info: Any, record_failures: bool = False) -> ScoreParts:
     """The reward dict of one rollout under explicit settings.
 
     ``record_failures``: a proxy failure under ``on_failure=raise`` is recorded (``proxy_failed``, p = 0)
@@ -161,7 +157,7 @@ async def score_rollout(settings: RewardSettings, data_source: str, solution_str
 
 
 async def compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
-                        **reward_kwargs: Any) -> dict[str, float]:
+                        **reward_kwargs: Any) -> ScoreParts:
     """verl's custom reward function (``reward.custom_reward_function.name=compute_score``).
 
     ``reward_kwargs`` come from ``+reward.custom_reward_function.reward_kwargs.*``
@@ -179,7 +175,7 @@ async def compute_score(data_source: str, solution_str: str, ground_truth: Any, 
 
 
 async def verl_compute_score(data_source: str, solution_str: str, ground_truth: Any, extra_info: Any = None,
-                             **reward_kwargs: Any) -> dict[str, float]:
+                             **reward_kwargs: Any) -> ScoreParts:
     """``compute_score`` for verl's trainer: a proxy failure is in the reward dict, never an exception.
 
     verl would drop a rollout whose reward raised and train on the rest; recorded, the failure reaches

@@ -29,7 +29,8 @@ from typing import Any
 
 from proxy_grm.datafiles import DataFileError, append_jsonl, iter_jsonl
 from proxy_grm.reward.proxy_client import close_pools
-from proxy_grm.reward.score import SCORE_KEYS, compute_score
+from proxy_grm.reward.score import compute_score
+from proxy_grm.reward.score_parts import SCORE_KEYS
 from proxy_grm.reward.step_metrics import step_summary
 
 REWARD_KWARGS_ENV = "PROXY_GRM_REWARD_KWARGS"
