@@ -35,7 +35,7 @@ from PIL import Image
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from proxy_grm.generation import Completion, Messages
-from proxy_grm.proxy_contract import BATCH_PATH, HEALTH_PATH, REWARD_PATH, RewardItem, route_url
+from proxy_grm.proxy_contract import BATCH_PATH, HEALTH_PATH, KEEP_ALIVE_S, REWARD_PATH, RewardItem, route_url
 from proxy_grm.proxy_service.app import ServiceConfig, create_app, score_items
 from proxy_grm.proxy_service.backends import BackendConfig, BatchingQueue
 from proxy_grm.toy.servers import ServerProcess, free_port
@@ -199,7 +199,7 @@ def main() -> None:
     args = parser.parse_args()
     app = build_app(args.image_root.resolve(), args.fail_first, args.delay_s, args.api_key, args.batch_size,
                     args.gullible)
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 if __name__ == "__main__":

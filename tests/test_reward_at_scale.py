@@ -37,8 +37,12 @@ async def score_many(n: int, **kwargs: object) -> list:
 
 
 def test_a_busy_proxy_judges_every_rollout_of_a_release_sized_step_once(tmp_path: Path) -> None:
-    """2,048 calls, 16 critiques per 0.1 s: the step's backlog is ~13 s, 13 times timeout_s, and nothing fails."""
-    rollouts, batch, delay_s, timeout_s = 2048, 16, 0.1, 1.0
+    """2,048 calls, 16 critiques per 0.25 s: the step's backlog is ~32 s, 11 times timeout_s, and nothing fails.
+
+    (timeout_s also bounds a TCP connect: at 1 s, a connect to the stub's busy event loop on 2 loaded cores once
+    took longer, and the call was retried.)
+    """
+    rollouts, batch, delay_s, timeout_s = 2048, 16, 0.25, 3.0
     server, base = start_stub(tmp_path, "--batch-size", str(batch), "--delay-s", str(delay_s))
     try:
         outcomes = asyncio.run(score_many(rollouts, proxy_url=base, timeout_s=timeout_s, max_retries=3))

@@ -38,6 +38,10 @@ MAX_TEXT_CHARS = 65_536
 MAX_IMAGE_CHARS = 32 * 1024 * 1024
 MAX_BATCH_ITEMS = 1024
 MAX_BODY_BYTES = 256 * 1024 * 1024
+# How long a server keeps an idle connection open: longer than any client pool keeps one (httpx 5 s, aiohttp
+# 15 s), so a client never sends a request on a connection the server is closing (uvicorn's default, 5 s, equals
+# httpx's: under load a request then dies with a read error that no server log shows).
+KEEP_ALIVE_S = 75
 # The release serves 16,384. Proxy-SFT teaches the proxy to write the teacher's whole <eval>, which
 # can run past 1,024 tokens; a critique cut off there has no <answer> and its last stray digit
 # becomes the reward. vLLM also stops at the model length, so this bounds nothing below it.

@@ -16,6 +16,7 @@ import socket
 from pathlib import Path
 
 from proxy_grm.pixels import MAX_PIXELS_ENV, RELEASE_MAX_PIXELS, pixel_budget
+from proxy_grm.proxy_contract import KEEP_ALIVE_S
 from proxy_grm.proxy_service.app import DEFAULT_MAX_NEW_TOKENS, ServiceConfig, create_app
 from proxy_grm.proxy_service.backends import BACKENDS, BackendConfig
 from proxy_grm.supervise import supervise
@@ -156,4 +157,5 @@ def main(argv: list[str] | None = None) -> None:
         api_key=args.api_key,
         image_root=args.image_root,
     )
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, access_log=False)
+    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level, access_log=False,
+                timeout_keep_alive=KEEP_ALIVE_S)
